@@ -1,0 +1,1 @@
+"""Collection from OpenStack: connections, raw paging and bulk normalization."""

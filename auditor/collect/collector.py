@@ -1,0 +1,369 @@
+"""Collect one cloud: connect per region with openstacksdk, list every resource type concurrently, normalize.
+
+Scope: credentials that may list all Keystone projects are cloud admin, and every listing asks for all
+projects. Otherwise the snapshot covers only the projects the user has roles on, one scoped connection each,
+and says so (`scope = 'projects'` with their ids): a project-scoped snapshot never poses as cloud-wide.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import openstack
+import openstack.connection
+import openstack.exceptions
+import requests.adapters
+from keystoneauth1 import exceptions as ksa_exceptions
+from openstack import utils as sdk_utils
+from openstack.config import OpenStackConfig
+
+from auditor import __version__
+from auditor.collect import normalize
+from auditor.collect.paging import CollectionFailure, Listing, Pager
+from auditor.config import CloudTarget, CollectionSettings
+from auditor.errors import CollectionCancelled, CollectionError
+
+log = logging.getLogger(__name__)
+
+CLIENT_MAX_MICROVERSION = "2.100"
+NOVA_MAX_PAGE = 1000  # Nova caps every page at its max_limit (1000 by default) whatever `limit` says
+
+# resource type -> snapshots column holding its row count
+RESOURCE_TYPES = {
+    "projects": "project_count",
+    "servers": "server_count",
+    "flavors": "flavor_count",
+    "availability_zones": "availability_zone_count",
+    "server_groups": "server_group_count",
+    "images": "image_count",
+    "security_groups": "security_group_count",
+    "security_group_rules": "security_group_rule_count",
+    "ports": "port_count",
+    "floating_ips": "floating_ip_count",
+}
+
+
+@dataclass
+class RegionSnapshot:
+    """Everything collected from one cloud/region, ready for the store."""
+
+    cloud: str
+    region: str
+    scope: str
+    scope_project_ids: list[str] | None
+    auth_user_id: str | None
+    auth_project_id: str | None
+    compute_microversion: str | None
+    started_at: datetime
+    finished_at: datetime | None = None
+    listings: dict[str, Listing] = field(default_factory=dict)
+    tool_version: str = __version__
+
+    @property
+    def failures(self) -> list[CollectionFailure]:
+        return [f for listing in self.listings.values() for f in listing.failures]
+
+    @property
+    def status(self) -> str:
+        if not self.failures:
+            return "complete"
+        if any(listing.complete for listing in self.listings.values()):
+            return "partial"
+        return "failed"
+
+    def resource_status(self, resource_type: str) -> str:
+        listing = self.listings[resource_type]
+        if listing.complete:
+            return "complete"
+        return "partial" if listing.items else "failed"
+
+    def tables(self) -> dict[str, dict[str, list]]:
+        """Normalize every listing in bulk into the store's tables."""
+        items = {name: listing.items for name, listing in self.listings.items()}
+        flavors_by_id = {str(f.get("id")): f for f in items["flavors"]}
+        names: dict[str, list[str]] = {}
+        for flavor in items["flavors"]:
+            names.setdefault(flavor.get("name"), []).append(str(flavor.get("id")))
+        unique_flavor_ids = {name: ids[0] for name, ids in names.items() if len(ids) == 1}
+        server_by_port = {
+            p.get("id"): p.get("device_id")
+            for p in items["ports"]
+            if isinstance(p.get("device_owner"), str) and p["device_owner"].startswith("compute:")
+        }
+        return {
+            "projects": normalize.projects(items["projects"]),
+            "servers": normalize.servers(items["servers"], flavors_by_id, unique_flavor_ids),
+            "flavors": normalize.flavors(items["flavors"]),
+            "availability_zones": normalize.availability_zones(items["availability_zones"]),
+            "server_groups": normalize.server_groups(items["server_groups"]),
+            "images": normalize.images(items["images"]),
+            "security_groups": normalize.security_groups(items["security_groups"]),
+            "security_group_rules": normalize.security_group_rules(items["security_group_rules"]),
+            "ports": normalize.ports(items["ports"]),
+            "server_security_groups": normalize.server_security_groups(items["ports"]),
+            "floating_ips": normalize.floating_ips(items["floating_ips"], server_by_port),
+        }
+
+
+def region_names(cloud: str, configured: tuple[str, ...] = ()) -> list[str]:
+    """The regions to collect: those configured, else the ones clouds.yaml lists, else the default one."""
+    try:
+        loader = OpenStackConfig()
+    except openstack.exceptions.ConfigException as exc:
+        raise CollectionError(f"clouds.yaml: {exc}") from None
+    if cloud not in loader.get_cloud_names():
+        where = loader.config_filename or "clouds.yaml (no file found in the standard locations)"
+        raise CollectionError(f"cloud {cloud!r} is not defined in {where}")
+    if configured:
+        return list(configured)
+    entry = loader.cloud_config.get("clouds", {}).get(cloud, {})
+    listed = entry.get("regions")
+    if isinstance(listed, list) and listed:
+        return [r if isinstance(r, str) else r.get("name", "") for r in listed]
+    return [loader.get_one(cloud=cloud, validate=False).region_name or ""]
+
+
+def connect(cloud: str, region: str, settings: CollectionSettings) -> openstack.connection.Connection:
+    """An authenticated connection; bad credentials or an unreachable cloud are a CollectionError."""
+    where = f"cloud {cloud!r}" + (f" region {region!r}" if region else "")
+    try:
+        region_config = OpenStackConfig().get_one(
+            cloud=cloud, region_name=region or None, api_timeout=settings.timeout
+        )
+        conn = openstack.connection.Connection(config=region_config, app_name="auditor", app_version=__version__)
+        pool = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency))
+        conn.session.session.mount("http://", pool)
+        conn.session.session.mount("https://", pool)
+        conn.authorize()
+    except (ksa_exceptions.Unauthorized, openstack.exceptions.HttpException) as exc:
+        status = getattr(exc, "http_status", None) or getattr(exc, "status_code", None)
+        if status == 401 or isinstance(exc, ksa_exceptions.Unauthorized):
+            raise CollectionError(f"{where}: authentication failed; check the credentials in clouds.yaml") from None
+        raise CollectionError(f"{where}: authentication failed: {exc}") from None
+    except ksa_exceptions.ConnectionError as exc:
+        raise CollectionError(f"{where}: cannot reach the identity service: {exc}") from None
+    except (openstack.exceptions.ConfigException, ksa_exceptions.ClientException) as exc:
+        raise CollectionError(f"{where}: {exc}") from None
+    return conn
+
+
+@dataclass
+class _Unit:
+    """One connection and the listings it makes: the whole cloud (admin) or one project."""
+
+    conn: openstack.connection.Connection
+    pager: Pager
+    all_projects: bool
+
+
+class Collector:
+    """Collect cloud/regions; listings of every region share one bounded pool (our throttle)."""
+
+    def __init__(self, settings: CollectionSettings, stop: threading.Event | None = None):
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="listing")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "Collector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def collect(self, target: CloudTarget, region: str) -> RegionSnapshot:
+        started = datetime.now(timezone.utc).replace(tzinfo=None)
+        conn = connect(target.name, region, self.settings)
+        access = conn.session.auth.get_access(conn.session)
+        pager = Pager(self.settings.retries, self.stop)
+        microversion = sdk_utils.maximum_supported_microversion(conn.compute, CLIENT_MAX_MICROVERSION)
+
+        if target.scope == "project":
+            admin, projects = False, None
+        else:
+            admin, projects = self._cloud_projects(conn, pager, access, target)
+        snapshot = RegionSnapshot(
+            cloud=target.name,
+            region=region or conn.config.region_name or "",
+            scope="cloud" if admin else "projects",
+            scope_project_ids=None,
+            auth_user_id=access.user_id,
+            auth_project_id=access.project_id,
+            compute_microversion=microversion,
+            started_at=started,
+        )
+        unscoped: list[CollectionFailure] = []
+        if admin:
+            units = [_Unit(conn, pager, all_projects=True)]
+        else:
+            projects = self._user_projects(conn, pager, access)
+            units, unscoped = self._project_units(conn, access, projects.items)
+            snapshot.scope_project_ids = sorted(u.pager.project_id for u in units)
+        snapshot.listings["projects"] = projects
+
+        futures: dict[str, list[Future]] = {}
+        for unit in units:
+            for resource_type, job in self._jobs(unit, microversion).items():
+                futures.setdefault(resource_type, []).append(self.pool.submit(job))
+        results: dict[str, list[Listing]] = {}
+        for resource_type, pending in futures.items():
+            results[resource_type] = [self._wait(f) for f in pending]
+        if self.stop.is_set():
+            raise CollectionCancelled("collection stopped before it finished; nothing was written")
+        for resource_type, listings in results.items():
+            if resource_type == "security_groups":
+                groups = _merge("security_groups", [pair[0] for pair in listings])
+                rules = _merge("security_group_rules", [pair[1] for pair in listings])
+                snapshot.listings["security_groups"] = groups
+                snapshot.listings["security_group_rules"] = rules
+            else:
+                snapshot.listings[resource_type] = _merge(resource_type, listings)
+        if unscoped:  # every listing misses the resources of the projects we could not scope to
+            for listing in snapshot.listings.values():
+                listing.complete = False
+            snapshot.listings["projects"].failures.extend(unscoped)
+        snapshot.finished_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        return snapshot
+
+    def _wait(self, future: Future):
+        # Wait in slices so that SIGTERM's handler runs promptly in the main thread.
+        while True:
+            try:
+                return future.result(timeout=0.2)
+            except TimeoutError:
+                continue
+            except CollectionCancelled:
+                self.stop.set()
+                raise
+
+    # -- scope ---------------------------------------------------------------------------------------
+    def _cloud_projects(self, conn, pager, access, target) -> tuple[bool, Listing | None]:
+        listing, body = pager.get_single(conn.identity, "/projects", {}, "projects", "projects")
+        if listing.complete:
+            if body.get("truncated"):
+                listing.fail(CollectionFailure(
+                    "projects", None, None, "/projects",
+                    "Keystone truncated the project list (its list_limit); some projects are missing",
+                ))
+            return True, listing
+        forbidden = any(f.http_status == 403 for f in listing.failures)
+        if forbidden and target.scope == "cloud":
+            raise CollectionError(
+                f"cloud {target.name!r}: scope 'cloud' needs admin credentials, but listing all projects was "
+                "refused (403); use scope 'auto' or 'project'"
+            )
+        if not forbidden and "admin" in (access.role_names or []):
+            return True, listing  # admin whose project listing failed: cloud-wide, and recorded as partial
+        return False, None
+
+    def _user_projects(self, conn, pager, access) -> Listing:
+        listing, _ = pager.get_single(conn.identity, "/auth/projects", {}, "projects", "projects")
+        if not listing.complete or not listing.items:
+            own = {"id": access.project_id, "name": access.project_name, "domain_id": access.project_domain_id}
+            listing.items = [own]
+        return listing
+
+    def _project_units(self, conn, access, projects) -> tuple[list[_Unit], list[CollectionFailure]]:
+        units, failures = [], []
+        app_credential = "applicationcredential" in str(conn.config.config.get("auth_type") or "").replace("_", "")
+        for project in projects:
+            project_id = project.get("id")
+            if project_id == access.project_id:
+                units.append(_Unit(conn, Pager(self.settings.retries, self.stop, project_id), False))
+                continue
+            if app_credential:
+                continue  # an application credential is bound to its one project
+            try:
+                scoped = conn.connect_as_project(project)
+                scoped.authorize()
+            except (ksa_exceptions.ClientException, openstack.exceptions.SDKException) as exc:
+                failures.append(CollectionFailure("projects", project_id, getattr(exc, "http_status", None),
+                                                  "/auth/tokens", f"cannot scope to project: {exc}"))
+                continue
+            units.append(_Unit(scoped, Pager(self.settings.retries, self.stop, project_id), False))
+        return units, failures
+
+    # -- listings ------------------------------------------------------------------------------------
+    def _jobs(self, unit: _Unit, microversion: str | None) -> dict:
+        conn, pager, every = unit.conn, unit.pager, unit.all_projects
+        page = self.settings.page_size
+        compute = {"microversion": microversion} if microversion else {}
+        all_tenants = {"all_tenants": "True"} if every else {}
+
+        def servers():
+            return pager.list_marker_paged(conn.compute, "/servers/detail", {"limit": page, **all_tenants},
+                                           "servers", "servers_links", "servers", **compute)
+
+        def flavors():
+            params = {"limit": page, **({"is_public": "None"} if every else {})}
+            return pager.list_marker_paged(conn.compute, "/flavors/detail", params, "flavors", "flavors_links",
+                                           "flavors", **compute)
+
+        def zones():
+            path = "/os-availability-zone/detail" if every else "/os-availability-zone"
+            return pager.get_single(conn.compute, path, {}, "availabilityZoneInfo", "availability_zones",
+                                    **compute)[0]
+
+        def server_groups():
+            params = {"all_projects": "True"} if every else {}
+            return pager.list_offset_paged(conn.compute, "/os-server-groups", params, "server_groups",
+                                           min(page, NOVA_MAX_PAGE), "server_groups", **compute)
+
+        def images():
+            listing = pager.list_glance(conn.image, {"visibility": "all", "limit": page}, "images")
+            if listing.complete:  # hidden images only show when asked for
+                pager.list_glance(conn.image, {"visibility": "all", "os_hidden": "true", "limit": page}, "images",
+                                  listing)
+            return listing
+
+        def security_groups():
+            groups = pager.list_marker_paged(conn.network, "/security-groups", {"limit": page}, "security_groups",
+                                             "security_groups_links", "security_groups")
+            if groups.complete and all(isinstance(g.get("security_group_rules"), list) for g in groups.items):
+                rules = Listing("security_group_rules", seconds=0.0)
+                rules.items = [r for g in groups.items for r in g["security_group_rules"]]
+            else:  # rules not embedded (or groups failed): list them on their own
+                rules = pager.list_marker_paged(conn.network, "/security-group-rules", {"limit": page},
+                                                "security_group_rules", "security_group_rules_links",
+                                                "security_group_rules")
+            return groups, rules
+
+        def network(path, key):
+            return lambda: pager.list_marker_paged(conn.network, path, {"limit": page}, key, f"{key}_links",
+                                                   "floating_ips" if key == "floatingips" else key)
+
+        return {
+            "servers": servers,
+            "flavors": flavors,
+            "availability_zones": zones,
+            "server_groups": server_groups,
+            "images": images,
+            "security_groups": security_groups,
+            "ports": network("/ports", "ports"),
+            "floating_ips": network("/floatingips", "floatingips"),
+        }
+
+
+def _merge(resource_type: str, listings: list[Listing]) -> Listing:
+    """One listing from those of several scope units, without the duplicates shared resources produce."""
+    if len(listings) == 1:
+        return listings[0]
+    merged = Listing(resource_type)
+    seen = set()
+    for listing in listings:
+        merged.requests += listing.requests
+        merged.seconds += listing.seconds
+        merged.failures.extend(listing.failures)
+        merged.complete = merged.complete and listing.complete
+        for item in listing.items:
+            key = item.get("id", id(item))
+            if key not in seen:
+                seen.add(key)
+                merged.items.append(item)
+    return merged

@@ -1,0 +1,136 @@
+"""Load and validate auditor.toml. Every error names the file, the key and what was expected.
+
+Credentials never live here: clouds are named as in clouds.yaml and openstacksdk finds their credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import ConfigError
+
+DEFAULT_DATABASE = "audit.duckdb"
+SCOPES = ("auto", "cloud", "project")
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    timeout: float = 60.0  # seconds for one HTTP request
+    retries: int = 3  # per request, for connection failures and 429/5xx (Retry-After honoured)
+    concurrency: int = 4  # listings in flight at once, across resource types and regions
+    page_size: int = 1000
+
+
+@dataclass(frozen=True)
+class CloudTarget:
+    name: str  # a cloud in clouds.yaml
+    regions: tuple[str, ...] = ()  # empty: the regions clouds.yaml gives for the cloud
+    scope: str = "auto"  # auto: cloud-wide when the credentials are admin, else the user's projects
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None
+    database: Path
+    clouds: tuple[CloudTarget, ...] = ()
+    collection: CollectionSettings = field(default_factory=CollectionSettings)
+
+
+_TOP_KEYS = {"database", "clouds", "collection"}
+_CLOUD_KEYS = {"name", "regions", "scope"}
+_COLLECTION_LIMITS = {  # key: (type, minimum, maximum)
+    "timeout": (float, 1, 3600),
+    "retries": (int, 0, 20),
+    "concurrency": (int, 1, 64),
+    "page_size": (int, 1, 10000),
+}
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read the config from `path`, else $AUDITOR_CONFIG, else ./auditor.toml if present, else defaults."""
+    explicit = path or os.environ.get("AUDITOR_CONFIG")
+    if explicit:
+        source = Path(explicit)
+        if not source.is_file():
+            raise ConfigError(f"{source}: config file not found")
+    else:
+        source = Path("auditor.toml")
+        if not source.is_file():
+            return Config(source=None, database=Path(DEFAULT_DATABASE))
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot be read: {exc}") from None
+    return parse_config(data, source)
+
+
+def parse_config(data: dict[str, Any], source: Path) -> Config:
+    _reject_unknown(data, _TOP_KEYS, source, "")
+    base = source.parent
+    database = data.get("database", DEFAULT_DATABASE)
+    if not isinstance(database, str) or not database.strip():
+        raise ConfigError(f"{source}: key 'database' must be a file path string, got {database!r}")
+    db_path = Path(database).expanduser()
+    if not db_path.is_absolute():
+        db_path = base / db_path
+
+    clouds_raw = data.get("clouds", [])
+    if not isinstance(clouds_raw, list):
+        raise ConfigError(f"{source}: key 'clouds' must be an array of tables ([[clouds]]), got {_kind(clouds_raw)}")
+    clouds = tuple(_parse_cloud(item, source, i) for i, item in enumerate(clouds_raw))
+    names = [(c.name, c.regions) for c in clouds]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: key 'clouds' lists the same cloud and regions twice")
+
+    collection_raw = data.get("collection", {})
+    if not isinstance(collection_raw, dict):
+        raise ConfigError(f"{source}: key 'collection' must be a table, got {_kind(collection_raw)}")
+    _reject_unknown(collection_raw, set(_COLLECTION_LIMITS), source, "collection.")
+    settings = {}
+    for key, (kind, low, high) in _COLLECTION_LIMITS.items():
+        if key not in collection_raw:
+            continue
+        value = collection_raw[key]
+        ok = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
+        if isinstance(value, bool) or not ok or not low <= value <= high:
+            expected = "a number" if kind is float else "an integer"
+            raise ConfigError(
+                f"{source}: key 'collection.{key}' must be {expected} from {low} to {high}, got {value!r}"
+            )
+        settings[key] = kind(value)
+    return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings))
+
+
+def _parse_cloud(item: Any, source: Path, index: int) -> CloudTarget:
+    where = f"clouds[{index}]"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{source}: key '{where}' must be a table with a 'name', got {_kind(item)}")
+    _reject_unknown(item, _CLOUD_KEYS, source, f"{where}.")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: key '{where}.name' must be a cloud name from clouds.yaml, got {name!r}")
+    regions = item.get("regions", [])
+    if not isinstance(regions, list) or not all(isinstance(r, str) and r for r in regions):
+        raise ConfigError(f"{source}: key '{where}.regions' must be a list of region names, got {regions!r}")
+    scope = item.get("scope", "auto")
+    if scope not in SCOPES:
+        raise ConfigError(f"{source}: key '{where}.scope' must be one of {', '.join(SCOPES)}, got {scope!r}")
+    return CloudTarget(name=name, regions=tuple(regions), scope=scope)
+
+
+def _reject_unknown(table: dict, allowed: set[str], source: Path, prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{source}: unknown key '{prefix}{key}' (expected one of: {', '.join(sorted(allowed))})"
+            )
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__

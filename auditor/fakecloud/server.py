@@ -1,0 +1,682 @@
+"""A fake OpenStack cloud over real HTTP: Keystone v3, Nova v2.1, Glance v2 and Neutron v2.0 on one port.
+
+It serves a fixture (fixture.py) or a synthetic cloud (generate.py) with the pagination, scoping and
+microversion behaviour of the real services, and injects faults per path so tests can prove how the
+collector copes. Items are serialized once up front and pages are joined from bytes, so that benchmarks
+measure the collector and not this server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+NOVA_MAX_PAGE = 1000  # nova's default max_limit
+GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE = 25, 1000
+EMBEDDED_FLAVOR_MICROVERSION = (2, 47)
+
+
+@dataclass
+class Fault:
+    """A fault for requests whose path and query match `path` (a regular expression, searched).
+
+    `times` limits how often it fires (None: always). `status` answers with that HTTP status;
+    `retry_after` adds a Retry-After header; `latency` sleeps first; `drop` closes the connection without
+    an answer; `malformed` answers 200 with a truncated JSON body.
+    """
+
+    path: str
+    status: int | None = None
+    times: int | None = None
+    latency: float = 0.0
+    drop: bool = False
+    malformed: bool = False
+    retry_after: int | None = None
+    method: str = "GET"
+    project: str | None = None  # only for requests whose token is scoped to this project id
+    fired: int = 0
+    _pattern: re.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._pattern = re.compile(self.path)
+
+    def matches(self, method: str, target: str, project: str | None) -> bool:
+        if self.method != "*" and method != self.method:
+            return False
+        if self.project is not None and project != self.project:
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        return bool(self._pattern.search(target))
+
+
+@dataclass
+class Token:
+    user: dict
+    project: dict
+    roles: list[str]
+    methods: list[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class _Collection:
+    """One resource list, serialized once; pages are slices joined as bytes."""
+
+    def __init__(self, items: list[dict], owner_key: str | None):
+        self.items = items
+        self.owner_key = owner_key
+        self.blobs = [json.dumps(_public(item), ensure_ascii=False).encode() for item in items]
+        self._views: dict = {}
+
+    def view(self, name, predicate) -> tuple[list[int], dict[str, int]]:
+        """Indexes of the items that pass `predicate`, cached under `name`, with a marker -> position map."""
+        cached = self._views.get(name)
+        if cached is None:
+            indexes = [i for i, item in enumerate(self.items) if predicate(item)]
+            positions = {str(self.items[i].get("id")): n for n, i in enumerate(indexes)}
+            cached = self._views[name] = (indexes, positions)
+        return cached
+
+
+def _public(item: dict) -> dict:
+    return {k: v for k, v in item.items() if not k.startswith("_")}
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+class FakeCloud:
+    """Serve `fixture` on host:port (port 0 picks a free one). Use as a context manager or start()/stop()."""
+
+    def __init__(self, fixture: dict, host: str = "127.0.0.1", port: int = 0):
+        self.fixture = fixture
+        self.cloud = fixture["cloud"]
+        self.region = self.cloud.get("region", "RegionOne")
+        self.max_microversion = _parse_version(self.cloud.get("compute_max_microversion", "2.96"))
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []  # (method, path?query) of every request served
+        self._lock = threading.Lock()
+        self._tokens: dict[str, Token] = {}
+        self.projects = {p["id"]: p for p in fixture.get("projects", [])}
+        self.collections = {
+            "servers": _Collection(fixture.get("servers", []), "tenant_id"),
+            "flavors": _Collection(fixture.get("flavors", []), None),
+            "server_groups": _Collection(fixture.get("server_groups", []), "project_id"),
+            "images": _Collection(fixture.get("images", []), "owner"),
+            "security_groups": _Collection(fixture.get("security_groups", []), "project_id"),
+            "security_group_rules": _Collection(
+                [r for g in fixture.get("security_groups", []) for r in g.get("security_group_rules", [])],
+                "project_id",
+            ),
+            "ports": _Collection(fixture.get("ports", []), "project_id"),
+            "floatingips": _Collection(fixture.get("floating_ips", []), "project_id"),
+        }
+        self._legacy_servers: _Collection | None = None
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.url}/identity"
+
+    def start(self) -> "FakeCloud":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-cloud", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "FakeCloud":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- test controls ---------------------------------------------------------------------------------
+    def add_fault(self, path: str, **kwargs) -> Fault:
+        fault = Fault(path=path, **kwargs)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def requests_to(self, pattern: str) -> list[str]:
+        regex = re.compile(pattern)
+        return [target for _, target in list(self.requests) if regex.search(target)]
+
+    def clouds_yaml_entry(self, user: str | None = None, application_credential: bool = False) -> dict:
+        """A clouds.yaml cloud entry (the value under `clouds: NAME:`) for one fixture user."""
+        users = self.cloud["users"]
+        account = next((u for u in users if u["name"] == user), None) if user else users[0]
+        if account is None:
+            raise KeyError(f"no user {user!r} in the fixture")
+        if application_credential:
+            cred = next(c for c in self.cloud.get("application_credentials", []) if c["user_id"] == account["id"])
+            auth = {
+                "auth_url": self.auth_url,
+                "application_credential_id": cred["id"],
+                "application_credential_secret": cred["secret"],
+            }
+            auth_type = "v3applicationcredential"
+        else:
+            project = self.projects.get(account.get("default_project_id")) or {}
+            auth = {
+                "auth_url": self.auth_url,
+                "username": account["name"],
+                "password": account["password"],
+                "user_domain_name": account.get("domain", "Default"),
+                "project_name": project.get("name"),
+                "project_domain_id": project.get("domain_id", "default"),
+            }
+            auth_type = "password"
+        return {"auth_type": auth_type, "auth": auth, "region_name": self.region, "identity_api_version": 3}
+
+    # -- dispatch --------------------------------------------------------------------------------------
+    def fault_for(self, method: str, target: str, headers) -> Fault | None:
+        token = self._tokens.get(headers.get("X-Auth-Token", ""))
+        project = token.project.get("id") if token else None
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, target, project):
+                    fault.fired += 1
+                    return fault
+        return None
+
+    def handle(self, method: str, path: str, query: dict, headers, body: bytes):
+        """Return (status, headers, body bytes) or raise HTTPError."""
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            raise HTTPError(404, "not found")
+        service = parts[0]
+        if service == "identity":
+            return self._identity(method, parts[1:], query, headers, body)
+        token = self._token(headers)
+        if service == "compute":
+            return self._compute(parts[1:], query, headers, token)
+        if service == "image":
+            return self._image(parts[1:], query, token)
+        if service == "network":
+            return self._network(parts[1:], query, token)
+        raise HTTPError(404, f"no service at /{service}")
+
+    def _token(self, headers) -> Token:
+        token = self._tokens.get(headers.get("X-Auth-Token", ""))
+        if token is None:
+            raise HTTPError(401, "The request you have made requires authentication.")
+        return token
+
+    # -- keystone --------------------------------------------------------------------------------------
+    def _identity(self, method, parts, query, headers, body):
+        if not parts:
+            return _json(300, {"versions": {"values": [self._identity_version()]}})
+        if parts == ["v3"]:
+            return _json(200, {"version": self._identity_version()})
+        if parts == ["v3", "auth", "tokens"] and method == "POST":
+            return self._issue_token(body)
+        token = self._token(headers)
+        if parts == ["v3", "auth", "tokens"] and method == "GET":
+            return _json(200, {"token": self._token_body(self._tokens[headers.get("X-Subject-Token", "")])})
+        if parts == ["v3", "projects"]:
+            if not token.is_admin:
+                raise HTTPError(403, "You are not authorized to perform the requested action: identity:list_projects.")
+            projects = list(self.projects.values())
+            limit = self.cloud.get("keystone_list_limit")
+            truncated = bool(limit) and len(projects) > limit
+            if truncated:
+                projects = projects[:limit]
+            payload = {"projects": projects, "links": {"self": f"{self.url}/identity/v3/projects", "next": None, "previous": None}}
+            if truncated:
+                payload["truncated"] = True
+            return _json(200, payload)
+        if parts in (["v3", "auth", "projects"], ["v3", "users", token.user["id"], "projects"]):
+            ids = self._user_roles(token.user)
+            return _json(200, {"projects": [self.projects[i] for i in ids if i in self.projects], "links": {}})
+        if len(parts) == 3 and parts[:2] == ["v3", "projects"]:
+            if parts[2] not in self.projects:
+                raise HTTPError(404, f"Could not find project: {parts[2]}.")
+            if not token.is_admin and parts[2] != token.project["id"]:
+                raise HTTPError(403, "You are not authorized to perform the requested action: identity:get_project.")
+            return _json(200, {"project": self.projects[parts[2]]})
+        raise HTTPError(404, "The resource could not be found.")
+
+    def _identity_version(self):
+        return {
+            "id": "v3.14",
+            "status": "stable",
+            "updated": "2020-04-07T00:00:00Z",
+            "links": [{"rel": "self", "href": f"{self.url}/identity/v3/"}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
+        }
+
+    def _user_roles(self, user: dict) -> dict[str, list[str]]:
+        return user.get("roles", {})
+
+    def _issue_token(self, body: bytes):
+        try:
+            auth = json.loads(body)["auth"]
+            identity = auth["identity"]
+            methods = identity["methods"]
+        except (ValueError, KeyError, TypeError):
+            raise HTTPError(400, "Expecting to find auth in request body.") from None
+        user, project = None, None
+        if "password" in methods:
+            u = identity["password"]["user"]
+            user = next(
+                (x for x in self.cloud["users"] if (u.get("id") and x["id"] == u["id"]) or x["name"] == u.get("name")),
+                None,
+            )
+            if user is None or user["password"] != u.get("password"):
+                raise HTTPError(401, "The request you have made requires authentication.")
+        elif "application_credential" in methods:
+            ac = identity["application_credential"]
+            cred = next((c for c in self.cloud.get("application_credentials", []) if c["id"] == ac.get("id")), None)
+            if cred is None or cred["secret"] != ac.get("secret"):
+                raise HTTPError(401, "The request you have made requires authentication.")
+            user = next(x for x in self.cloud["users"] if x["id"] == cred["user_id"])
+            project = self.projects.get(cred["project_id"])
+        else:
+            raise HTTPError(401, f"Unsupported auth methods {methods}")
+        if project is None:
+            scope = (auth.get("scope") or {}).get("project")
+            if scope:
+                project = next(
+                    (p for p in self.projects.values() if p["id"] == scope.get("id") or p["name"] == scope.get("name")),
+                    None,
+                )
+                if project is None:
+                    raise HTTPError(401, "Could not find the project to scope to.")
+            else:
+                project = self.projects.get(user.get("default_project_id"))
+        roles = self._user_roles(user).get(project["id"], []) if project else []
+        if project and not roles:
+            raise HTTPError(401, f"User {user['id']} has no access to project {project['id']}")
+        token_id = secrets.token_hex(16)
+        token = Token(user=user, project=project or {}, roles=roles, methods=methods)
+        with self._lock:
+            self._tokens[token_id] = token
+        return 201, {"X-Subject-Token": token_id}, json.dumps({"token": self._token_body(token)}).encode()
+
+    def _token_body(self, token: Token) -> dict:
+        expires = datetime.now(timezone.utc) + timedelta(hours=1)
+        domain = {"id": "default", "name": "Default"}
+        body = {
+            "methods": token.methods,
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "issued_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "user": {"id": token.user["id"], "name": token.user["name"], "domain": domain},
+            "roles": [{"id": uuid.uuid5(uuid.NAMESPACE_URL, r).hex, "name": r} for r in token.roles],
+            "is_domain": False,
+        }
+        if token.project:
+            body["project"] = {"id": token.project["id"], "name": token.project["name"], "domain": domain}
+            body["catalog"] = self._catalog()
+        return body
+
+    def _catalog(self):
+        def service(kind, name, path):
+            return {
+                "type": kind,
+                "name": name,
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, kind).hex,
+                "endpoints": [
+                    {
+                        "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}-{iface}").hex,
+                        "interface": iface,
+                        "region": self.region,
+                        "region_id": self.region,
+                        "url": f"{self.url}{path}",
+                    }
+                    for iface in ("public", "internal", "admin")
+                ],
+            }
+
+        return [
+            service("identity", "keystone", "/identity"),
+            service("compute", "nova", "/compute/v2.1"),
+            service("image", "glance", "/image"),
+            service("network", "neutron", "/network"),
+        ]
+
+    # -- nova ------------------------------------------------------------------------------------------
+    def _compute(self, parts, query, headers, token: Token):
+        version = self._microversion(headers)
+        version_headers = {
+            "OpenStack-API-Version": f"compute {version[0]}.{version[1]}",
+            "X-OpenStack-Nova-API-Version": f"{version[0]}.{version[1]}",
+            "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
+        }
+        if parts in ([], ["v2.1"]):
+            doc = {
+                "id": "v2.1",
+                "status": "CURRENT",
+                "version": f"{self.max_microversion[0]}.{self.max_microversion[1]}",
+                "min_version": "2.1",
+                "updated": "2013-07-23T11:33:21Z",
+                "links": [{"rel": "self", "href": f"{self.url}/compute/v2.1/"}],
+            }
+            if not parts:
+                return _json(200, {"versions": [doc]})
+            return _json(200, {"version": doc})
+        if parts[0] != "v2.1":
+            raise HTTPError(404, "not found")
+        resource = parts[1:]
+        all_projects = _flag(query, "all_tenants") or _flag(query, "all_projects")
+        if all_projects and not token.is_admin:
+            raise HTTPError(
+                403, "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed."
+            )
+        if resource == ["servers", "detail"]:
+            collection = self.collections["servers"]
+            if version < EMBEDDED_FLAVOR_MICROVERSION:
+                collection = self._legacy_server_collection()
+            return self._marker_page(
+                collection, "servers", query, token, all_projects, NOVA_MAX_PAGE, NOVA_MAX_PAGE,
+                f"{self.url}/compute/v2.1/servers/detail", version_headers, links_key="servers_links",
+            )
+        if resource == ["flavors", "detail"]:
+            collection = self.collections["flavors"]
+            project = token.project.get("id")
+            is_public = (query.get("is_public") or ["true"])[0].lower()
+            if token.is_admin and is_public == "none":
+                view = collection.view("all", lambda f: True)
+            else:
+                view = collection.view(
+                    f"access:{project}",
+                    lambda f: f.get("os-flavor-access:is_public", True) or project in f.get("_access", []),
+                )
+            return self._page(
+                collection, view, "flavors", query, NOVA_MAX_PAGE, NOVA_MAX_PAGE,
+                f"{self.url}/compute/v2.1/flavors/detail", version_headers, links_key="flavors_links",
+            )
+        if resource in (["os-availability-zone", "detail"], ["os-availability-zone"]):
+            zones = self.fixture.get("availability_zones", [])
+            if resource[-1] == "detail":
+                if not token.is_admin:
+                    raise HTTPError(403, "Policy doesn't allow os_compute_api:os-availability-zone:detail to be performed.")
+            else:
+                zones = [dict(z, hosts=None) for z in zones if z.get("zoneName") != "internal"]
+            return 200, version_headers, json.dumps({"availabilityZoneInfo": zones}).encode()
+        if resource == ["os-server-groups"]:
+            collection = self.collections["server_groups"]
+            if all_projects:
+                view = collection.view("all", lambda g: True)
+            else:
+                project = token.project.get("id")
+                view = collection.view(f"project:{project}", lambda g: g.get("project_id") == project)
+            limit = _int(query, "limit", NOVA_MAX_PAGE, NOVA_MAX_PAGE)
+            offset = _int(query, "offset", 0, None)
+            chosen = view[0][offset : offset + limit]
+            body = b'{"server_groups": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]}"
+            return 200, version_headers, body
+        raise HTTPError(404, "The resource could not be found.")
+
+    def _microversion(self, headers) -> tuple[int, int]:
+        requested = None
+        header = headers.get("OpenStack-API-Version")
+        if header:
+            service, _, value = header.strip().partition(" ")
+            if service.lower() == "compute":
+                requested = value.strip()
+        requested = requested or headers.get("X-OpenStack-Nova-API-Version")
+        if not requested:
+            return (2, 1)
+        if requested == "latest":
+            return self.max_microversion
+        try:
+            version = _parse_version(requested)
+        except ValueError:
+            raise HTTPError(400, f"Invalid API version request string {requested!r}") from None
+        if not (2, 1) <= version <= self.max_microversion:
+            raise HTTPError(406, f"Version {requested} is not supported by the API.")
+        return version
+
+    def _legacy_server_collection(self) -> _Collection:
+        """Servers as Nova returns them before 2.47: the flavor by id and links, not embedded."""
+        if self._legacy_servers is None:
+            by_name = {f["name"]: f["id"] for f in self.fixture.get("flavors", [])}
+            legacy = []
+            for server in self.fixture.get("servers", []):
+                flavor = server.get("flavor") or {}
+                if "original_name" in flavor:
+                    flavor_id = by_name.get(flavor["original_name"])
+                    flavor = {"id": flavor_id, "links": [{"rel": "bookmark", "href": f"{self.url}/compute/flavors/{flavor_id}"}]} if flavor_id else {}
+                legacy.append(dict(server, flavor=flavor))
+            self._legacy_servers = _Collection(legacy, "tenant_id")
+        return self._legacy_servers
+
+    # -- glance ----------------------------------------------------------------------------------------
+    def _image(self, parts, query, token: Token):
+        if not parts:
+            versions = [
+                {"id": "v2.16", "status": "CURRENT", "links": [{"rel": "self", "href": f"{self.url}/image/v2/"}]},
+            ]
+            return _json(300, {"versions": versions})
+        if parts != ["v2", "images"]:
+            raise HTTPError(404, "The resource could not be found.")
+        collection = self.collections["images"]
+        visibility = (query.get("visibility") or [None])[0]
+        hidden = (query.get("os_hidden") or ["false"])[0].lower() == "true"
+        if visibility not in (None, "all", "public", "private", "shared", "community"):
+            raise HTTPError(400, f"Invalid visibility value: {visibility}")
+        project = token.project.get("id")
+        admin = token.is_admin
+
+        def visible(image):
+            if bool(image.get("os_hidden")) != hidden:
+                return False
+            vis = image.get("visibility")
+            if visibility not in (None, "all") and vis != visibility:
+                return False
+            if visibility is None and vis == "community":
+                return False
+            if admin and visibility is not None:
+                return True
+            return (
+                vis == "public"
+                or image.get("owner") == project
+                or (vis == "community" and visibility is not None)
+                or (vis == "shared" and project in image.get("_members", []))
+            )
+
+        view = collection.view(f"{visibility}:{hidden}:{project}:{admin}", visible)
+        limit = _int(query, "limit", GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE)
+        indexes, positions = view
+        start = self._marker_start(query, positions)
+        chosen = indexes[start : start + limit]
+        head = b'{"images": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]"
+        tail = {"schema": "/v2/schemas/images", "first": "/v2/images"}
+        if start + limit < len(indexes) and chosen:
+            params = {k: v[0] for k, v in query.items() if k != "marker"}
+            params["marker"] = collection.items[chosen[-1]]["id"]
+            tail["next"] = "/v2/images?" + urlencode(params)
+        return 200, {}, head + b", " + json.dumps(tail)[1:].encode()
+
+    # -- neutron ---------------------------------------------------------------------------------------
+    def _network(self, parts, query, token: Token):
+        if not parts:
+            return _json(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{self.url}/network/v2.0/"}]}]})
+        if parts == ["v2.0"]:
+            return _json(200, {"resources": []})
+        if parts[0] != "v2.0" or len(parts) != 2:
+            raise HTTPError(404, "The resource could not be found.")
+        names = {
+            "security-groups": "security_groups",
+            "security-group-rules": "security_group_rules",
+            "ports": "ports",
+            "floatingips": "floatingips",
+        }
+        key = names.get(parts[1])
+        if key is None:
+            raise HTTPError(404, "The resource could not be found.")
+        # Neutron has no page cap unless the client sends `limit`; then it pages by marker.
+        return self._marker_page(
+            self.collections[key], key, query, token, token.is_admin, None, None,
+            f"{self.url}/network/v2.0/{parts[1]}", {}, links_key=f"{key}_links", project_filter=True,
+        )
+
+    # -- paging ----------------------------------------------------------------------------------------
+    def _marker_page(self, collection, key, query, token, all_projects, default, maximum, base, headers,
+                     links_key, project_filter=False):
+        owner = collection.owner_key
+        wanted = (query.get("project_id") or query.get("tenant_id") or [None])[0]
+        if wanted and (all_projects or project_filter) and (token.is_admin or wanted == token.project.get("id")):
+            view = collection.view(f"project:{wanted}", lambda item: item.get(owner) == wanted)
+        elif all_projects:
+            view = collection.view("all", lambda item: True)
+        else:
+            project = token.project.get("id")
+            view = collection.view(f"project:{project}", lambda item: item.get(owner) == project)
+        return self._page(collection, view, key, query, default, maximum, base, headers, links_key)
+
+    def _page(self, collection, view, key, query, default, maximum, base, headers, links_key):
+        indexes, positions = view
+        limit = _int(query, "limit", default, maximum)
+        paged = limit is not None
+        start = self._marker_start(query, positions)
+        chosen = indexes[start : start + limit] if paged else indexes[start:]
+        body = b'{"' + key.encode() + b'": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]"
+        if paged and len(chosen) == limit and chosen:
+            params = {k: v[0] for k, v in query.items() if k != "marker"}
+            params["limit"] = str(limit)
+            params["marker"] = collection.items[chosen[-1]]["id"]
+            link = [{"rel": "next", "href": f"{base}?{urlencode(params)}"}]
+            body += b', "' + links_key.encode() + b'": ' + json.dumps(link).encode()
+        return 200, headers, body + b"}"
+
+    @staticmethod
+    def _marker_start(query, positions) -> int:
+        marker = (query.get("marker") or [None])[0]
+        if marker is None:
+            return 0
+        if marker not in positions:
+            raise HTTPError(400, f"marker [{marker}] not found")
+        return positions[marker] + 1
+
+
+def _make_handler(cloud: FakeCloud):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "fake-openstack/1"
+
+        def log_message(self, fmt, *args):  # keep test and demo output quiet
+            pass
+
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+        def _serve(self, method):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            split = urlsplit(self.path)
+            target = split.path + (f"?{split.query}" if split.query else "")
+            with cloud._lock:
+                cloud.requests.append((method, target))
+            fault = cloud.fault_for(method, target, self.headers)
+            if fault is not None:
+                if fault.latency:
+                    time.sleep(fault.latency)
+                if fault.drop:
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if fault.status:
+                    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                    self._send(fault.status, headers, _error_body(fault.status, "injected fault"))
+                    return
+                if fault.malformed:
+                    self._send(200, {}, b'{"truncated": [{"id": "')
+                    return
+            try:
+                status, headers, payload = cloud.handle(
+                    method, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body
+                )
+            except HTTPError as exc:
+                self._send(exc.status, exc.headers, _error_body(exc.status, exc.message))
+                return
+            except Exception as exc:  # a bug here must show as a 500, as a real service would answer
+                self._send(500, {}, _error_body(500, f"fake cloud error: {exc}"))
+                return
+            self._send(status, headers, payload)
+
+        def _send(self, status, headers, payload: bytes):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("X-Openstack-Request-Id", "req-" + uuid.uuid4().hex)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+def _json(status: int, payload) -> tuple[int, dict, bytes]:
+    return status, {}, json.dumps(payload).encode()
+
+
+def _error_body(status: int, message: str) -> bytes:
+    names = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 406: "notAcceptable",
+             429: "overLimit", 500: "computeFault", 503: "serviceUnavailable"}
+    return json.dumps({names.get(status, "error"): {"code": status, "message": message}}).encode()
+
+
+def _parse_version(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+def _flag(query, name) -> bool:
+    values = query.get(name)
+    return bool(values) and values[0].lower() not in ("0", "false", "no", "off")
+
+
+def _int(query, name, default, maximum):
+    values = query.get(name)
+    if not values:
+        return default
+    try:
+        value = int(values[0])
+    except ValueError:
+        raise HTTPError(400, f"Invalid {name} value {values[0]!r}") from None
+    if value < 0:
+        raise HTTPError(400, f"{name} must be >= 0")
+    return min(value, maximum) if maximum else value

@@ -1,0 +1,61 @@
+"""Rows as text for people (aligned table) and for programs (CSV, JSON)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from decimal import Decimal
+
+import orjson
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value
+
+
+def render(columns: list[str], rows: list[tuple], fmt: str) -> str:
+    """Rows as an aligned text table, CSV or a JSON array of objects."""
+    if fmt == "json":
+        records = [{c: _plain(v) for c, v in zip(columns, row)} for row in rows]
+        return orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else _cell(v) for v in row])
+        return buffer.getvalue()
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    widths = [min(w, 60) for w in widths]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append("  ".join(_clip(c, w).ljust(w) for c, w in zip(row, widths)).rstrip())
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    plain = _plain(value)
+    if isinstance(plain, (list, dict)):
+        return orjson.dumps(plain, default=str).decode()
+    return str(plain).replace("\n", " ")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

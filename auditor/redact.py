@@ -1,0 +1,62 @@
+"""Remove secrets from API records before they reach the database, logs or reports.
+
+Nova returns `adminPass` on create and `OS-EXT-SRV-ATTR:user_data` (base64 cloud-init, often holding
+passwords) from 2.3 on; users put credentials in server metadata and image properties. Secret-bearing keys
+are dropped; credential-like metadata keys keep their key (that a secret sits there is itself worth an audit)
+but lose their value.
+"""
+
+import re
+
+REDACTED = "[REDACTED]"
+
+# Keys whose whole value is a secret or may carry one; dropped wherever they appear.
+DROPPED_KEYS = frozenset({"adminPass", "admin_pass", "user_data", "OS-EXT-SRV-ATTR:user_data", "password"})
+
+_CREDENTIAL_KEY = re.compile(
+    r"pass(word|wd|phrase)?|pwd|secret|token|credential|private[-_ ]?key|api[-_ ]?key|access[-_ ]?key"
+    r"|auth|session[-_ ]?key",
+    re.IGNORECASE,
+)
+_CREDENTIAL_VALUE = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key id
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"  # GitHub tokens
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|\bgAAAAA[A-Za-z0-9_-]{20,}"  # Keystone fernet tokens
+)
+
+
+def is_credential_key(key: str) -> bool:
+    return bool(_CREDENTIAL_KEY.search(key))
+
+
+def redact_mapping(mapping: dict | None) -> dict | None:
+    """A copy of a flat key/value mapping (metadata, image properties) with credential-like values masked."""
+    if not mapping:
+        return mapping
+    clean = {}
+    for key, value in mapping.items():
+        if key in DROPPED_KEYS:
+            continue
+        if is_credential_key(key) or (isinstance(value, str) and _CREDENTIAL_VALUE.search(value)):
+            clean[key] = REDACTED
+        else:
+            clean[key] = value
+    return clean
+
+
+def redact_record(record: dict, nested: tuple[str, ...] = (), top_level: bool = False) -> dict:
+    """A copy of an API record without secret keys; the mappings named in `nested` are masked too.
+
+    `top_level` masks the record's own keys like a mapping: Glance puts free-form image properties there.
+    """
+    if top_level:
+        clean = redact_mapping(record)
+    else:
+        clean = {k: v for k, v in record.items() if k not in DROPPED_KEYS}
+    for key in nested:
+        value = record.get(key)
+        if isinstance(value, dict):
+            clean[key] = redact_mapping(value)
+    return clean

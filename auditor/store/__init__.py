@@ -1,0 +1,1 @@
+"""The DuckDB snapshot store: schema, writer, published read-only copy and read-only queries."""

@@ -1,0 +1,266 @@
+-- The snapshot store: a public interface, documented column by column in docs/schema.md.
+-- Every resource row carries snapshot_id. Times are UTC (TIMESTAMP without time zone).
+-- `raw` holds the API record as returned, less secrets (adminPass, user_data, credential-like metadata).
+
+CREATE SEQUENCE IF NOT EXISTS snapshot_id_seq START 1;
+
+CREATE TABLE IF NOT EXISTS schema_info (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS snapshots (
+    id BIGINT PRIMARY KEY,
+    cloud VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,                -- 'cloud' (admin, all projects) or 'projects' (only scope_project_ids)
+    scope_project_ids VARCHAR[],
+    auth_user_id VARCHAR,
+    auth_project_id VARCHAR,
+    compute_microversion VARCHAR,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL CHECK (status IN ('complete', 'partial', 'failed')),
+    tool_version VARCHAR NOT NULL,
+    project_count BIGINT,
+    server_count BIGINT,
+    flavor_count BIGINT,
+    availability_zone_count BIGINT,
+    server_group_count BIGINT,
+    image_count BIGINT,
+    security_group_count BIGINT,
+    security_group_rule_count BIGINT,
+    port_count BIGINT,
+    floating_ip_count BIGINT,
+    error_count BIGINT,
+    request_count BIGINT
+);
+
+CREATE TABLE IF NOT EXISTS snapshot_resources (
+    snapshot_id BIGINT NOT NULL,
+    resource_type VARCHAR NOT NULL,
+    status VARCHAR NOT NULL CHECK (status IN ('complete', 'partial', 'failed')),
+    row_count BIGINT NOT NULL,
+    request_count BIGINT NOT NULL,
+    seconds DOUBLE NOT NULL,
+    PRIMARY KEY (snapshot_id, resource_type)
+);
+
+CREATE TABLE IF NOT EXISTS collection_errors (
+    snapshot_id BIGINT NOT NULL,
+    resource_type VARCHAR NOT NULL,
+    project_id VARCHAR,
+    http_status INTEGER,
+    url VARCHAR,
+    message VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS projects (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    domain_id VARCHAR,
+    parent_id VARCHAR,
+    enabled BOOLEAN,
+    is_domain BOOLEAN,
+    description VARCHAR,
+    tags VARCHAR[],
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS servers (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    user_id VARCHAR,
+    status VARCHAR,
+    vm_state VARCHAR,
+    task_state VARCHAR,
+    power_state INTEGER,
+    availability_zone VARCHAR,
+    pinned_availability_zone VARCHAR,
+    host VARCHAR,
+    hypervisor_hostname VARCHAR,
+    host_id VARCHAR,
+    flavor_id VARCHAR,
+    flavor_name VARCHAR,
+    flavor_vcpus INTEGER,
+    flavor_ram_mb BIGINT,
+    flavor_disk_gb BIGINT,
+    flavor_ephemeral_gb BIGINT,
+    flavor_swap_mb BIGINT,
+    flavor_extra_specs JSON,
+    image_id VARCHAR,
+    boot_from_volume BOOLEAN,
+    volumes_attached VARCHAR[],
+    key_name VARCHAR,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    launched_at TIMESTAMP,
+    addresses JSON,
+    access_ipv4 VARCHAR,
+    access_ipv6 VARCHAR,
+    metadata JSON,
+    security_group_names VARCHAR[],
+    server_groups VARCHAR[],
+    tags VARCHAR[],
+    locked BOOLEAN,
+    description VARCHAR,
+    config_drive VARCHAR,
+    fault_code INTEGER,
+    fault_message VARCHAR,
+    fault_created_at TIMESTAMP,
+    down_cell BOOLEAN,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS flavors (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    vcpus INTEGER,
+    ram_mb BIGINT,
+    disk_gb BIGINT,
+    ephemeral_gb BIGINT,
+    swap_mb BIGINT,
+    is_public BOOLEAN,
+    disabled BOOLEAN,
+    rxtx_factor DOUBLE,
+    description VARCHAR,
+    extra_specs JSON,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS availability_zones (
+    snapshot_id BIGINT NOT NULL,
+    name VARCHAR,
+    available BOOLEAN,
+    compute_hosts VARCHAR[],
+    compute_hosts_down VARCHAR[],
+    hosts JSON,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS server_groups (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    user_id VARCHAR,
+    policy VARCHAR,
+    rules JSON,
+    members VARCHAR[],
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS images (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    status VARCHAR,
+    visibility VARCHAR,
+    project_id VARCHAR,
+    os_hidden BOOLEAN,
+    protected BOOLEAN,
+    disk_format VARCHAR,
+    container_format VARCHAR,
+    size_bytes BIGINT,
+    virtual_size_bytes BIGINT,
+    min_disk_gb BIGINT,
+    min_ram_mb BIGINT,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    tags VARCHAR[],
+    properties JSON,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS security_groups (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    description VARCHAR,
+    stateful BOOLEAN,
+    shared BOOLEAN,
+    rule_count INTEGER,
+    tags VARCHAR[],
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS security_group_rules (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    security_group_id VARCHAR,
+    project_id VARCHAR,
+    direction VARCHAR,
+    ethertype VARCHAR,
+    protocol VARCHAR,
+    protocol_name VARCHAR,
+    port_range_min INTEGER,
+    port_range_max INTEGER,
+    remote_ip_prefix VARCHAR,
+    remote_group_id VARCHAR,
+    remote_address_group_id VARCHAR,
+    description VARCHAR,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS ports (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    network_id VARCHAR,
+    device_id VARCHAR,
+    device_owner VARCHAR,
+    status VARCHAR,
+    admin_state_up BOOLEAN,
+    mac_address VARCHAR,
+    fixed_ips JSON,
+    ip_addresses VARCHAR[],
+    security_group_ids VARCHAR[],
+    port_security_enabled BOOLEAN,
+    binding_host_id VARCHAR,
+    binding_vnic_type VARCHAR,
+    allowed_address_pairs JSON,
+    tags VARCHAR[],
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS server_security_groups (
+    snapshot_id BIGINT NOT NULL,
+    server_id VARCHAR,
+    port_id VARCHAR,
+    security_group_id VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS floating_ips (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    project_id VARCHAR,
+    floating_ip_address VARCHAR,
+    floating_network_id VARCHAR,
+    fixed_ip_address VARCHAR,
+    port_id VARCHAR,
+    server_id VARCHAR,
+    router_id VARCHAR,
+    status VARCHAR,
+    description VARCHAR,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+-- The newest complete snapshot of each cloud and region.
+CREATE OR REPLACE VIEW latest_snapshots AS
+SELECT * FROM snapshots
+WHERE status = 'complete'
+QUALIFY row_number() OVER (PARTITION BY cloud, region ORDER BY started_at DESC, id DESC) = 1;

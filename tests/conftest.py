@@ -1,0 +1,85 @@
+"""Shared test parts: the fake cloud over HTTP on 127.0.0.1, clouds.yaml, a real DuckDB file, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from auditor.collect.collector import Collector
+from auditor.config import CloudTarget, CollectionSettings, Config
+from auditor.fakecloud import FakeCloud, load_fixture
+from auditor.pipeline import snapshot_targets
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "sample_data" / "demo-cloud"
+SAMPLES = REPO.parent / "shared" / "openstack-api-samples"
+
+
+@pytest.fixture(scope="session")
+def demo_fixture() -> dict:
+    return load_fixture(DEMO)
+
+
+@pytest.fixture
+def fake_cloud(demo_fixture):
+    with FakeCloud(demo_fixture) as cloud:
+        yield cloud
+
+
+def write_clouds_yaml(path: Path, clouds: dict[str, dict]) -> Path:
+    path.write_text(yaml.safe_dump({"clouds": clouds}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def clouds_yaml(tmp_path, monkeypatch, fake_cloud):
+    """clouds.yaml with `demo` (admin), `alice` (member of two projects) and `appcred` for the fake cloud."""
+    path = write_clouds_yaml(tmp_path / "clouds.yaml", {
+        "demo": fake_cloud.clouds_yaml_entry(),
+        "alice": fake_cloud.clouds_yaml_entry("alice"),
+        "appcred": fake_cloud.clouds_yaml_entry(application_credential=True),
+    })
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    return path
+
+
+def settings(**overrides) -> CollectionSettings:
+    base = {"timeout": 5.0, "retries": 1, "concurrency": 4, "page_size": 1000}
+    base.update(overrides)
+    return CollectionSettings(**base)
+
+
+def collect(cloud: str = "demo", scope: str = "auto", **overrides):
+    with Collector(settings(**overrides)) as collector:
+        return collector.collect(CloudTarget(cloud, scope=scope), "")
+
+
+def snapshot_into(database: Path, cloud: str = "demo", **overrides):
+    config = Config(source=None, database=database, collection=settings(**overrides))
+    return snapshot_targets(config, [CloudTarget(cloud)], threading.Event())
+
+
+def query(database: Path, sql: str, params=()):
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def run_cli(*args, env=None, cwd=None, timeout=120, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real `auditor` command in a subprocess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *args], capture_output=True, text=True, env=full_env, cwd=cwd,
+        timeout=timeout, **kwargs,
+    )

@@ -1,0 +1,117 @@
+"""The collector against the fake cloud over HTTP: every resource type, through several pages, any scope."""
+
+from conftest import DEMO, collect, query, snapshot_into
+
+from auditor.fakecloud import load_fixture
+
+RESOURCES = {  # resource type -> (fixture key, path the collector pages through)
+    "servers": ("servers", r"/compute/v2\.1/servers/detail"),
+    "flavors": ("flavors", r"/compute/v2\.1/flavors/detail"),
+    "server_groups": ("server_groups", r"/compute/v2\.1/os-server-groups"),
+    "images": ("images", r"/image/v2/images"),
+    "security_groups": ("security_groups", r"/network/v2\.0/security-groups"),
+    "ports": ("ports", r"/network/v2\.0/ports"),
+    "floating_ips": ("floating_ips", r"/network/v2\.0/floatingips"),
+}
+
+
+def test_every_resource_type_is_collected_through_several_pages(clouds_yaml, fake_cloud, demo_fixture):
+    snapshot = collect(page_size=2)
+    assert snapshot.status == "complete", snapshot.failures
+    assert snapshot.scope == "cloud"
+    for resource, (key, path) in RESOURCES.items():
+        expected = {item["id"] for item in demo_fixture[key]}
+        got = [item["id"] for item in snapshot.listings[resource].items]
+        assert sorted(got) == sorted(expected), resource
+        assert len(fake_cloud.requests_to(path)) >= 2, f"{resource} was not paged"
+    rules = {r["id"] for g in demo_fixture["security_groups"] for r in g["security_group_rules"]}
+    assert {r["id"] for r in snapshot.listings["security_group_rules"].items} == rules
+    zones = {z["zoneName"] for z in demo_fixture["availability_zones"]}
+    assert {z["zoneName"] for z in snapshot.listings["availability_zones"].items} == zones
+    assert len(snapshot.listings["projects"].items) == len(demo_fixture["projects"])
+
+
+def test_hidden_images_need_and_get_their_own_pass(clouds_yaml, fake_cloud, demo_fixture):
+    snapshot = collect()
+    hidden = {i["id"] for i in demo_fixture["images"] if i.get("os_hidden")}
+    assert hidden, "the demo cloud must have a hidden image"
+    assert hidden <= {i["id"] for i in snapshot.listings["images"].items}
+    assert fake_cloud.requests_to(r"/image/v2/images\?.*os_hidden=true")
+
+
+def test_admin_asks_for_all_projects_and_neutron_always_gets_a_limit(clouds_yaml, fake_cloud):
+    collect(page_size=500)
+    servers = fake_cloud.requests_to(r"/servers/detail")
+    assert servers and all("all_tenants=True" in r for r in servers)
+    neutron = fake_cloud.requests_to(r"^/network/v2\.0/")
+    assert neutron and all("limit=500" in r for r in neutron)
+    assert all("is_public=None" in r for r in fake_cloud.requests_to(r"/flavors/detail"))
+
+
+def test_non_admin_falls_back_to_its_projects_and_says_so(clouds_yaml, fake_cloud, demo_fixture):
+    snapshot = collect("alice")
+    alice = next(u for u in demo_fixture["cloud"]["users"] if u["name"] == "alice")
+    projects = sorted(alice["roles"])
+    assert snapshot.scope == "projects"
+    assert snapshot.scope_project_ids == projects
+    assert snapshot.status == "complete", snapshot.failures
+    expected = {s["id"] for s in demo_fixture["servers"] if s["tenant_id"] in projects}
+    assert {s["id"] for s in snapshot.listings["servers"].items} == expected
+    assert not fake_cloud.requests_to(r"all_tenants"), "a member must not ask for all projects"
+    ports = {p["id"] for p in demo_fixture["ports"] if p["project_id"] in projects}
+    assert {p["id"] for p in snapshot.listings["ports"].items} == ports
+
+
+def test_scope_cloud_without_admin_is_a_clear_error(clouds_yaml):
+    from auditor.errors import CollectionError
+
+    try:
+        collect("alice", scope="cloud")
+    except CollectionError as exc:
+        assert "admin" in str(exc) and "alice" in str(exc)
+    else:
+        raise AssertionError("scope 'cloud' with member credentials must fail")
+
+
+def test_application_credentials_work(clouds_yaml, demo_fixture):
+    snapshot = collect("appcred")
+    assert snapshot.status == "complete", snapshot.failures
+    assert len(snapshot.listings["servers"].items) == len(demo_fixture["servers"])
+
+
+def test_snapshot_tables_hold_the_demo_cloud(clouds_yaml, tmp_path, demo_fixture):
+    database = tmp_path / "audit.duckdb"
+    [result] = snapshot_into(database, page_size=3)
+    assert result.status == "complete"
+    sid = result.snapshot_id
+    counts = dict(query(database, "SELECT resource_type, row_count FROM snapshot_resources WHERE snapshot_id = ?", [sid]))
+    assert counts["servers"] == len(demo_fixture["servers"])
+    assert counts["ports"] == len(demo_fixture["ports"])
+    # server -> security group ids come from the ports, not from the names Nova lists
+    pairs = set(query(database, "SELECT server_id, port_id, security_group_id FROM server_security_groups"))
+    expected = {
+        (p["device_id"], p["id"], g)
+        for p in demo_fixture["ports"] if p["device_owner"].startswith("compute:")
+        for g in p["security_groups"]
+    }
+    assert pairs == expected
+    # a floating IP is tied to its server through the port
+    fip = query(database, "SELECT server_id FROM floating_ips WHERE port_id IS NOT NULL")
+    port_owner = {p["id"]: p["device_id"] for p in demo_fixture["ports"]}
+    assert sorted(r[0] for r in fip) == sorted(
+        port_owner[f["port_id"]] for f in demo_fixture["floating_ips"] if f["port_id"]
+    )
+
+
+def test_fixture_loading_names_the_broken_file(tmp_path):
+    import shutil
+
+    import pytest
+
+    from auditor.errors import ConfigError
+
+    broken = tmp_path / "cloud"
+    shutil.copytree(DEMO, broken)
+    (broken / "ports.json").write_text('{"ports": [1, 2]}')
+    with pytest.raises(ConfigError, match="ports.json"):
+        load_fixture(broken)

@@ -1,0 +1,280 @@
+"""Every server, flavor, image, rule and port sample from ../shared/openstack-api-samples, served by the fake
+cloud over HTTP, collected, written to DuckDB and read back with the right values."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, query, snapshot_into, write_clouds_yaml
+
+from auditor.fakecloud import FakeCloud
+
+ADMIN_PROJECT = "a" * 32
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _microversion(path: Path) -> str:
+    match = re.search(r"/v(2\.\d+)/", str(path))
+    return match.group(1) if match else "2.1"
+
+
+def _samples(pattern: str, exclude: str = r"$^") -> list[Path]:
+    found = sorted(p for p in SAMPLES.glob(pattern) if not re.search(exclude, p.name))
+    assert found, f"no samples match {pattern}"
+    return found
+
+
+def _items(body: dict, plural: str, singular: str) -> list[dict]:
+    return body[plural] if plural in body else [body[singular]]
+
+
+def _cloud(microversion: str = "2.96") -> dict:
+    return {
+        "region": "RegionOne",
+        "compute_max_microversion": microversion,
+        "users": [{"id": "b" * 32, "name": "admin", "password": "pw", "default_project_id": ADMIN_PROJECT,
+                   "roles": {ADMIN_PROJECT: ["admin"]}}],
+    }
+
+
+def _fixture(microversion="2.96", **resources) -> dict:
+    fixture = {"cloud": _cloud(microversion), "projects": [
+        {"id": ADMIN_PROJECT, "name": "admin", "domain_id": "default", "enabled": True, "is_domain": False,
+         "parent_id": "default", "description": None, "tags": [], "links": {}},
+    ]}
+    for key in ("servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
+                "ports", "floating_ips"):
+        fixture[key] = resources.get(key, [])
+    return fixture
+
+
+def _snapshot(fixture: dict, tmp_path: Path, monkeypatch) -> tuple[Path, int]:
+    with FakeCloud(fixture) as cloud:
+        write_clouds_yaml(tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+        database = tmp_path / "audit.duckdb"
+        [result] = snapshot_into(database, page_size=2)
+    assert result.status == "complete", result.errors
+    return database, result.snapshot_id
+
+
+def _rows(database: Path, table: str) -> dict[str, dict]:
+    con_rows = query(database, f"SELECT * FROM {table}")
+    columns = [r[0] for r in query(database, f"SELECT column_name FROM information_schema.columns "
+                                             f"WHERE table_name = '{table}' ORDER BY ordinal_position")]
+    rows = [dict(zip(columns, r)) for r in con_rows]
+    return {row["id"]: row for row in rows}
+
+
+def _utc(text: str | None):
+    if not text:
+        return None
+    parsed = datetime.fromisoformat(text)
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+ROOT_FLAVORS = _items(_load(SAMPLES / "nova/flavors/flavors-detail-resp.json"), "flavors", "flavor")
+SERVER_SAMPLES = _samples("nova/servers/**/*.json", exclude=r"list") + _samples("nova/os-rescue/**/*.json")
+
+
+@pytest.mark.parametrize("sample", SERVER_SAMPLES, ids=lambda p: str(p.relative_to(SAMPLES)))
+def test_server_samples(sample, tmp_path, monkeypatch):
+    servers = _items(_load(sample), "servers", "server")
+    database, _ = _snapshot(_fixture(_microversion(sample), servers=servers, flavors=ROOT_FLAVORS), tmp_path,
+                            monkeypatch)
+    rows = _rows(database, "servers")
+    assert set(rows) == {s["id"] for s in servers}
+    flavors_by_id = {f["id"]: f for f in ROOT_FLAVORS}
+    for server in servers:
+        row = rows[server["id"]]
+        down_cell = "name" not in server
+        assert row["down_cell"] is down_cell
+        assert row["name"] == server.get("name")
+        assert row["status"] == server["status"]
+        assert row["project_id"] == server["tenant_id"]
+        assert row["availability_zone"] == server.get("OS-EXT-AZ:availability_zone")
+        assert row["host"] == server.get("OS-EXT-SRV-ATTR:host")
+        assert row["key_name"] == server.get("key_name")
+        assert row["created_at"] == _utc(server.get("created"))
+        flavor = server.get("flavor")
+        if flavor and "original_name" in flavor:  # embedded since 2.47
+            assert (row["flavor_name"], row["flavor_vcpus"], row["flavor_ram_mb"], row["flavor_disk_gb"]) == (
+                flavor["original_name"], flavor["vcpus"], flavor["ram"], flavor["disk"])
+        elif flavor:  # by id before 2.47: details come from the flavor list
+            known = flavors_by_id[flavor["id"]]
+            assert row["flavor_id"] == flavor["id"]
+            assert (row["flavor_name"], row["flavor_vcpus"], row["flavor_ram_mb"]) == (
+                known["name"], known["vcpus"], known["ram"])
+        else:
+            assert row["flavor_name"] is None
+        if isinstance(server.get("image"), dict):
+            assert row["image_id"] == server["image"]["id"]
+            assert row["boot_from_volume"] is False
+        else:
+            assert row["image_id"] is None and row["boot_from_volume"] is None
+        if "security_groups" in server:
+            assert row["security_group_names"] == sorted({g["name"] for g in server["security_groups"]})
+        else:
+            assert row["security_group_names"] is None
+        assert json.loads(row["addresses"]) == server["addresses"] if "addresses" in server else True
+        raw = json.loads(row["raw"])
+        assert "OS-EXT-SRV-ATTR:user_data" not in raw and "adminPass" not in raw
+    text = " ".join(str(r[0]) for r in query(database, "SELECT raw FROM servers"))
+    for server in servers:
+        if server.get("OS-EXT-SRV-ATTR:user_data"):
+            assert server["OS-EXT-SRV-ATTR:user_data"] not in text
+
+
+def _variant(**changes) -> dict:
+    """The 2.96 sample server with some fields changed: shapes Nova returns that no sample file shows."""
+    server = copy.deepcopy(_items(_load(SAMPLES / "nova/servers/v2.96/server-get-resp.json"), "servers", "server")[0])
+    for key, value in changes.items():
+        if value is ...:
+            server.pop(key, None)
+        else:
+            server[key] = value
+    return server
+
+
+def test_server_shapes_beyond_the_samples(tmp_path, monkeypatch):
+    deleted_flavor = dict(_variant(flavor={}), id="11111111-1111-1111-1111-111111111111")
+    from_volume = dict(_variant(image=""), id="22222222-2222-2222-2222-222222222222")
+    no_groups = dict(_variant(security_groups=...), id="33333333-3333-3333-3333-333333333333")
+    secrets = dict(
+        _variant(adminPass="s3cret-admin-pass", metadata={"db_password": "hunter2", "role": "web"}),
+        **{"id": "44444444-4444-4444-4444-444444444444", "OS-EXT-SRV-ATTR:user_data": "I2Nsb3VkLWNvbmZpZw=="},
+    )
+    database, _ = _snapshot(_fixture(servers=[deleted_flavor, from_volume, no_groups, secrets]), tmp_path,
+                            monkeypatch)
+    rows = _rows(database, "servers")
+    assert rows[deleted_flavor["id"]]["flavor_name"] is None
+    assert rows[deleted_flavor["id"]]["flavor_vcpus"] is None
+    assert rows[from_volume["id"]]["boot_from_volume"] is True
+    assert rows[from_volume["id"]]["image_id"] is None
+    assert rows[no_groups["id"]]["security_group_names"] is None
+    assert json.loads(rows[secrets["id"]]["metadata"]) == {"db_password": "[REDACTED]", "role": "web"}
+    dump = " ".join(str(v) for row in rows.values() for v in row.values())
+    for secret in ("s3cret-admin-pass", "hunter2", "I2Nsb3VkLWNvbmZpZw=="):
+        assert secret not in dump
+
+
+FLAVOR_SAMPLES = _samples("nova/flavors/**/*.json", exclude=r"list")
+
+
+@pytest.mark.parametrize("sample", FLAVOR_SAMPLES, ids=lambda p: str(p.relative_to(SAMPLES)))
+def test_flavor_samples(sample, tmp_path, monkeypatch):
+    flavors = _items(_load(sample), "flavors", "flavor")
+    database, _ = _snapshot(_fixture(_microversion(sample), flavors=flavors), tmp_path, monkeypatch)
+    rows = _rows(database, "flavors")
+    assert set(rows) == {f["id"] for f in flavors}
+    for flavor in flavors:
+        row = rows[flavor["id"]]
+        assert (row["name"], row["vcpus"], row["ram_mb"], row["disk_gb"]) == (
+            flavor["name"], flavor["vcpus"], flavor["ram"], flavor["disk"])
+        assert row["swap_mb"] == (flavor["swap"] or 0)
+        assert row["ephemeral_gb"] == flavor.get("OS-FLV-EXT-DATA:ephemeral")
+        assert row["is_public"] == flavor.get("os-flavor-access:is_public")
+        assert row["disabled"] == flavor.get("OS-FLV-DISABLED:disabled")
+        assert row["description"] == flavor.get("description")
+        if "extra_specs" in flavor:
+            assert json.loads(row["extra_specs"]) == flavor["extra_specs"]
+        else:
+            assert row["extra_specs"] is None
+
+
+IMAGE_SAMPLES = _samples("glance/image*.json", exclude=r"members")
+
+
+@pytest.mark.parametrize("sample", IMAGE_SAMPLES, ids=lambda p: p.name)
+def test_image_samples(sample, tmp_path, monkeypatch):
+    body = _load(sample)
+    images = body["images"] if "images" in body else [body]
+    database, _ = _snapshot(_fixture(images=images), tmp_path, monkeypatch)
+    rows = _rows(database, "images")
+    assert set(rows) == {i["id"] for i in images}
+    for image in images:
+        row = rows[image["id"]]
+        assert (row["name"], row["status"], row["visibility"], row["project_id"]) == (
+            image.get("name"), image["status"], image["visibility"], image.get("owner"))
+        assert row["os_hidden"] == image.get("os_hidden")
+        assert row["size_bytes"] == image.get("size")
+        assert row["created_at"] == _utc(image["created_at"])
+
+
+RULE_SAMPLES = _samples("neutron/security-groups/*.json")
+
+
+@pytest.mark.parametrize("sample", RULE_SAMPLES, ids=lambda p: p.name)
+def test_security_group_and_rule_samples(sample, tmp_path, monkeypatch):
+    body = _load(sample)
+    if "security_group_rules" in body or "security_group_rule" in body:
+        rules = _items(body, "security_group_rules", "security_group_rule")
+        groups = [{"id": gid, "name": "g", "project_id": ADMIN_PROJECT, "tenant_id": ADMIN_PROJECT,
+                   "description": "", "security_group_rules": [r for r in rules if r["security_group_id"] == gid]}
+                  for gid in sorted({r["security_group_id"] for r in rules})]
+    else:
+        groups = _items(body, "security_groups", "security_group")
+        rules = [r for g in groups for r in g["security_group_rules"]]
+    database, _ = _snapshot(_fixture(security_groups=groups), tmp_path, monkeypatch)
+    group_rows = _rows(database, "security_groups")
+    assert set(group_rows) == {g["id"] for g in groups}
+    for group in groups:
+        assert group_rows[group["id"]]["rule_count"] == len(group["security_group_rules"])
+    rows = _rows(database, "security_group_rules")
+    assert set(rows) == {r["id"] for r in rules}
+    names = {None: "any", "6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp"}
+    for rule in rules:
+        row = rows[rule["id"]]
+        assert (row["direction"], row["ethertype"], row["protocol"]) == (
+            rule["direction"], rule["ethertype"], rule["protocol"])
+        assert row["protocol_name"] == names.get(rule["protocol"], rule["protocol"])
+        assert (row["port_range_min"], row["port_range_max"]) == (rule["port_range_min"], rule["port_range_max"])
+        assert (row["remote_ip_prefix"], row["remote_group_id"]) == (rule["remote_ip_prefix"], rule["remote_group_id"])
+        assert row["security_group_id"] == rule["security_group_id"]
+    assert any(r["ethertype"] == "IPv6" for r in rules) or "create" in sample.name or "show" in sample.name
+
+
+def test_numeric_and_null_protocols(tmp_path, monkeypatch):
+    base = _items(_load(SAMPLES / "neutron/security-groups/security-group-rule-show-response.json"),
+                  "security_group_rules", "security_group_rule")[0]
+    variants = {"6": "tcp", "17": "udp", "58": "ipv6-icmp", None: "any", "icmp": "icmp", "132": "132"}
+    rules = [dict(base, id=f"00000000-0000-0000-0000-{i:012d}", protocol=p) for i, p in enumerate(variants)]
+    group = {"id": base["security_group_id"], "name": "g", "project_id": ADMIN_PROJECT, "description": "",
+             "security_group_rules": rules}
+    database, _ = _snapshot(_fixture(security_groups=[group]), tmp_path, monkeypatch)
+    got = dict(query(database, "SELECT protocol, protocol_name FROM security_group_rules"))
+    assert got == variants
+
+
+PORT_SAMPLES = _samples("neutron/ports/*.json")
+
+
+@pytest.mark.parametrize("sample", PORT_SAMPLES, ids=lambda p: p.name)
+def test_port_samples(sample, tmp_path, monkeypatch):
+    ports = _items(_load(sample), "ports", "port")
+    database, _ = _snapshot(_fixture(ports=ports), tmp_path, monkeypatch)
+    rows = _rows(database, "ports")
+    assert set(rows) == {p["id"] for p in ports}
+    for port in ports:
+        row = rows[port["id"]]
+        assert row["device_id"] == (port["device_id"] or None)
+        assert row["device_owner"] == (port["device_owner"] or None)
+        assert row["security_group_ids"] == port["security_groups"]
+        assert row["port_security_enabled"] == port.get("port_security_enabled")
+        assert row["ip_addresses"] == [f["ip_address"] for f in port["fixed_ips"]]
+        assert row["mac_address"] == port["mac_address"]
+
+
+def test_availability_zone_sample(tmp_path, monkeypatch):
+    zones = _load(SAMPLES / "nova/os-availability-zone/availability-zone-detail-resp.json")["availabilityZoneInfo"]
+    database, _ = _snapshot(_fixture(availability_zones=zones), tmp_path, monkeypatch)
+    rows = {r[0]: r[1:] for r in query(database, "SELECT name, available, compute_hosts FROM availability_zones")}
+    assert rows == {"internal": (True, []), "nova": (True, ["compute"])}
