@@ -139,14 +139,14 @@ def connect(cloud: str, region: str, settings: CollectionSettings) -> openstack.
         conn.session.session.mount("http://", pool)
         conn.session.session.mount("https://", pool)
         conn.authorize()
-    except (ksa_exceptions.Unauthorized, openstack.exceptions.HttpException) as exc:
-        status = getattr(exc, "http_status", None) or getattr(exc, "status_code", None)
-        if status == 401 or isinstance(exc, ksa_exceptions.Unauthorized):
-            raise CollectionError(f"{where}: authentication failed; check the credentials in clouds.yaml") from None
-        raise CollectionError(f"{where}: authentication failed: {exc}") from None
+    except ksa_exceptions.Unauthorized:
+        raise CollectionError(f"{where}: authentication failed; check the credentials in clouds.yaml") from None
     except ksa_exceptions.ConnectionError as exc:
         raise CollectionError(f"{where}: cannot reach the identity service: {exc}") from None
-    except (openstack.exceptions.ConfigException, ksa_exceptions.ClientException) as exc:
+    except (openstack.exceptions.SDKException, ksa_exceptions.ClientException) as exc:
+        status = getattr(exc, "http_status", None) or getattr(exc, "status_code", None)
+        if status == 401 or "HTTP 401" in str(exc):
+            raise CollectionError(f"{where}: authentication failed; check the credentials in clouds.yaml") from None
         raise CollectionError(f"{where}: {exc}") from None
     return conn
 

@@ -10,7 +10,7 @@
 The same (servers, seed) always gives the same result, byte for byte once json-dumped: the only source of
 randomness is `random.Random(seed)`, ids included. Parts that repeat (embedded flavors, image references,
 `{"name": ...}` entries of a server's `security_groups`) are shared between items: treat the result as
-read-only, or copy before changing it.
+read-only, or copy before changing it. Links point at BASE_URL, laid out as the fake cloud serves them.
 
 Ratios for N servers:
 
@@ -21,15 +21,15 @@ Ratios for N servers:
   max(3, N // 40) compute hosts round-robin; with 50+ hosts ~2% are down and ~1% disabled.
 - flavors: 20, among them two private ones (with `_access`), one disabled, three with disk 0.
 - images: min(600, 10 + N // 200): ~30% public, ~50% private, ~8% shared (with `_members`), ~5% community,
-  ~4% hidden (`os_hidden`), ~3% deactivated, ~1% queued; at least one of each kind but queued.
+  ~4% hidden (`os_hidden`), ~2% deactivated, ~1% queued; at least one of each kind but queued.
 - servers: ~85% ACTIVE, ~9% SHUTOFF, ~3% ERROR (with `fault`; half of them never scheduled: no host, no
   ports), ~3% SHELVED_OFFLOADED (no host); ~5% boot from volume (`image` ""); ~70% with a "deployment"
   metadata key; `addresses` and `security_groups` follow the server's ports, as Nova builds them.
 - server groups: ~N // 20, each with 2-5 servers of one project, placed on hosts as the policy asks.
 - security groups: one "default" per project (the four standard rules; some projects open more) plus
-  ~N // 10 others with 10-30 rules each (~20): IPv4 and IPv6; tcp, udp, icmp, numeric or no protocol;
-  some open to 0.0.0.0/0 or ::/0 on ports such as 22, 3389 and 5432, some from private ranges or single
-  hosts, some with remote_group_id.
+  ~N // 10 others with 10-30 rules each (~18 on average): IPv4 and IPv6; tcp, udp, icmp, numeric or no
+  protocol; some open to 0.0.0.0/0 or ::/0 on ports such as 22, 3389 and 5432, some from private ranges or
+  single hosts, some with remote_group_id.
 - networks (no fixture of their own): one per project but "service", dual-stack for ~30%, and a shared
   "provider" network.
 - ports: 1-3 per server that has ports (~1.95 on average): the first on the project network, the others
@@ -43,7 +43,7 @@ import base64
 import gc
 import hashlib
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 BASE_URL = "http://openstack.example.com"
 COMPUTE_URL = BASE_URL + "/compute"
@@ -53,11 +53,10 @@ ZONES = ("az-1", "az-2", "az-3")
 ADMIN_PASSWORD = "synthetic-admin-password"
 MEMBER_PASSWORD = "synthetic-member-password"
 
-_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+_UUID_VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
 
 _TS_POOL = 4096
-_TS_START = datetime(2021, 1, 4, tzinfo=timezone.utc)
+_TS_START = datetime(2021, 1, 4, tzinfo=UTC)
 _TS_SPAN_SECONDS = 4 * 365 * 86400
 
 _TEAMS = (
@@ -126,6 +125,10 @@ _PRIVATE_V6 = ("fd00::/8", "fd12:3456:789a::/48")
 _RULE_KIND_SHARES = (6, 2, 12, 4, 26, 8, 7, 6, 2, 10, 4, 1, 3, 5, 2, 2)
 _RULE_KINDS = tuple(k for k, share in enumerate(_RULE_KIND_SHARES) for _ in range(share))
 
+_EGRESS_ANY = (
+    ("egress", "IPv4", None, None, None, None, None),
+    ("egress", "IPv6", None, None, None, None, None),
+)
 _RULE_TEMPLATE = {
     "direction": None, "ethertype": None, "id": None, "port_range_max": None, "port_range_min": None,
     "protocol": None, "remote_group_id": None, "remote_address_group_id": None, "remote_ip_prefix": None,
@@ -207,8 +210,8 @@ class _Builder:
         bits = self.rng.getrandbits
 
         def new_uuid():
-            h = "%032x" % (bits(128) & _UUID_CLEAR | _UUID_SET)
-            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            h = f"{bits(128):032x}"
+            return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
         self.uuid = new_uuid
         self.ports = []
@@ -218,7 +221,7 @@ class _Builder:
         self.fip_seq = 0
 
     def hex32(self):
-        return "%032x" % self.rng.getrandbits(128)
+        return f"{self.rng.getrandbits(128):032x}"
 
     def build(self):
         self._timestamps()
@@ -378,7 +381,6 @@ class _Builder:
         count = min(600, 10 + self.n // 200)
         forced = ("public",) * 4 + ("shared", "community", "hidden", "deactivated")
         self.images = []
-        self.image_refs = []
         public_pool = []
         extra_pools = {}
         everyone = []
@@ -422,9 +424,9 @@ class _Builder:
                 "protected": visibility == "public" and rnd() < 0.3,
                 "id": iid,
                 "file": f"/v2/images/{iid}/file",
-                "checksum": None if queued else "%032x" % rng.getrandbits(128),
+                "checksum": None if queued else f"{rng.getrandbits(128):032x}",
                 "os_hash_algo": None if queued else "sha512",
-                "os_hash_value": None if queued else "%0128x" % rng.getrandbits(512),
+                "os_hash_value": None if queued else f"{rng.getrandbits(512):0128x}",
                 "os_hidden": kind == "hidden",
                 "owner": projects[owner_idx]["id"],
                 "size": size,
@@ -439,7 +441,6 @@ class _Builder:
                 image["_members"] = [projects[p]["id"] for p in members]
             self.images.append(image)
             ref = {"id": iid, "links": [{"href": f"{COMPUTE_URL}/images/{iid}", "rel": "bookmark"}]}
-            self.image_refs.append(ref)
             if queued:
                 continue
             if kind == "public":
@@ -471,7 +472,7 @@ class _Builder:
             base = dict(_RULE_TEMPLATE, security_group_id=default_id, project_id=pid, tenant_id=pid,
                         belongs_to_default_sg=True)
             rules = []
-            for spec in _default_rules(default_id):
+            for spec in _EGRESS_ANY + _ingress_from_group(default_id):
                 self._add_rule(rules, base, spec, ts[ci])
             r = rnd()
             if r < 0.15:
@@ -493,7 +494,7 @@ class _Builder:
                 ci = self._ts_index()
                 base = dict(_RULE_TEMPLATE, security_group_id=sgid, project_id=pid, tenant_id=pid)
                 rules = []
-                for spec in _default_rules(None)[:2]:
+                for spec in _EGRESS_ANY:
                     self._add_rule(rules, base, spec, ts[ci])
                 seen = set()
                 for _ in range(8 + int(rnd() * 21)):
@@ -729,7 +730,7 @@ class _Builder:
                             ip = f"172.{16 + c // 62500}.{(c // 250) % 250}.{c % 250 + 3}"
                             fixed_ips = [{"subnet_id": provider_subnet, "ip_address": ip}]
                             port_net_id, port_net_name = provider_id, "provider"
-                        h = "%06x" % bits(24)
+                        h = f"{bits(24):06x}"
                         mac = f"fa:16:3e:{h[:2]}:{h[2:4]}:{h[4:]}"
                         r = rnd()
                         if r < 0.02:
@@ -883,7 +884,7 @@ class _Builder:
             fixed_ips = [{"subnet_id": net["subnet4"], "ip_address": ip}]
             if net.get("subnet6"):
                 fixed_ips.append({"subnet_id": net["subnet6"], "ip_address": f"{net['v6']}2"})
-            h = "%06x" % self.rng.getrandbits(24)
+            h = f"{self.rng.getrandbits(24):06x}"
             ci = self._ts_index()
             port = dict(_PORT_TEMPLATE, project_id=pid, tenant_id=pid)
             port["allowed_address_pairs"] = []
@@ -960,10 +961,8 @@ def _dns_assignment(fixed_ips):
     return out
 
 
-def _default_rules(group_id):
+def _ingress_from_group(group_id):
     return (
-        ("egress", "IPv4", None, None, None, None, None),
-        ("egress", "IPv6", None, None, None, None, None),
         ("ingress", "IPv4", None, None, None, None, group_id),
         ("ingress", "IPv6", None, None, None, None, group_id),
     )

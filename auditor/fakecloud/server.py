@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import orjson
+
 NOVA_MAX_PAGE = 1000  # nova's default max_limit
 GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE = 25, 1000
 EMBEDDED_FLAVOR_MICROVERSION = (2, 47)
@@ -77,7 +79,7 @@ class _Collection:
     def __init__(self, items: list[dict], owner_key: str | None):
         self.items = items
         self.owner_key = owner_key
-        self.blobs = [json.dumps(_public(item), ensure_ascii=False).encode() for item in items]
+        self.blobs = [orjson.dumps(_public(item)) for item in items]
         self._views: dict = {}
 
     def view(self, name, predicate) -> tuple[list[int], dict[str, int]]:
@@ -107,7 +109,7 @@ class FakeCloud:
 
     def __init__(self, fixture: dict, host: str = "127.0.0.1", port: int = 0):
         self.fixture = fixture
-        self.cloud = fixture["cloud"]
+        self.cloud = dict(fixture["cloud"])  # tests change settings per server, never the shared fixture
         self.region = self.cloud.get("region", "RegionOne")
         self.max_microversion = _parse_version(self.cloud.get("compute_max_microversion", "2.96"))
         self.faults: list[Fault] = []

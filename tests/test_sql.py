@@ -1,0 +1,73 @@
+"""`auditor sql` reads the published copy and refuses anything that writes."""
+
+import json
+
+import pytest
+from conftest import run_cli, snapshot_into
+
+
+@pytest.fixture
+def database(clouds_yaml, tmp_path):
+    path = tmp_path / "audit.duckdb"
+    snapshot_into(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "insert into snapshots (id) values (99)",
+        "drop table servers",
+        "delete from servers",
+        "update servers set name = 'x'",
+        "create table t as select 1",
+        "attach 'other.duckdb' as other",
+        "copy servers to 'out.csv'",
+        "install httpfs",
+        "load httpfs",
+        "select 1; drop table servers",
+        "export database 'dump'",
+        "set enable_external_access = true",
+    ],
+)
+def test_writes_are_refused(database, tmp_path, statement):
+    done = run_cli("--database", str(database), "sql", statement, cwd=tmp_path)
+    assert done.returncode == 5, done.stdout
+    assert "read-only" in done.stderr or "refused" in done.stderr or "disabled" in done.stderr
+    assert run_cli("--database", str(database), "sql", "select count(*) from servers").returncode == 0
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
+
+
+def test_file_reads_outside_the_database_are_refused(database):
+    done = run_cli("--database", str(database), "sql", "select * from read_csv('/etc/passwd')")
+    assert done.returncode == 5
+    assert "root:" not in done.stdout
+
+
+def test_select_in_every_format(database, demo_fixture):
+    zones = {}
+    for server in demo_fixture["servers"]:
+        zone = server["OS-EXT-AZ:availability_zone"]
+        zones[zone] = zones.get(zone, 0) + 1
+    query = "select availability_zone as zone, count(*) as n from servers group by 1 order by 1"
+    as_json = run_cli("--database", str(database), "sql", query, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert {r["zone"]: r["n"] for r in json.loads(as_json.stdout)} == zones
+    as_csv = run_cli("--database", str(database), "sql", query, "--format", "csv")
+    lines = as_csv.stdout.strip().splitlines()
+    assert lines[0] == "zone,n" and len(lines) == len(zones) + 1
+    table = run_cli("--database", str(database), "sql", query)
+    assert f"({len(zones)} rows)" in table.stdout and "zone" in table.stdout.splitlines()[0]
+
+
+def test_html_and_unicode_names_come_back_verbatim(database):
+    done = run_cli("--database", str(database), "sql", "select name from servers where name like '%<b>%' "
+                   "or name like '数据库%' order by name", "--format", "json")
+    names = [r["name"] for r in json.loads(done.stdout)]
+    assert names == sorted(["web-<b>01</b> & co", "数据库-主"])
+
+
+def test_no_database_yet_is_a_clear_error(tmp_path):
+    done = run_cli("--database", str(tmp_path / "none.duckdb"), "sql", "select 1")
+    assert done.returncode == 4
+    assert "no published snapshot database" in done.stderr

@@ -1,0 +1,192 @@
+"""The snapshot store: one transaction per snapshot, the published copy, the documented schema."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import REPO, query, run_cli, snapshot_into, write_clouds_yaml
+
+from auditor.fakecloud import FakeCloud, generate_cloud
+from auditor.store.database import published_path
+
+
+def _documented_tables() -> dict[str, dict[str, str]]:
+    text = (REPO / "docs" / "schema.md").read_text(encoding="utf-8")
+    tables, current = {}, None
+    for line in text.splitlines():
+        heading = re.match(r"^### (\w+)\s*$", line)
+        if heading:
+            current = tables.setdefault(heading.group(1), {})
+            continue
+        row = re.match(r"^\| (\w+) \| ([A-Z\[\]]+) \|", line)
+        if row and current is not None:
+            current[row.group(1)] = row.group(2)
+    return tables
+
+
+def test_schema_document_and_database_agree(clouds_yaml, tmp_path):
+    database = tmp_path / "audit.duckdb"
+    snapshot_into(database)
+    actual: dict[str, dict[str, str]] = {}
+    for table, column, kind in query(
+        database,
+        "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+        "JOIN information_schema.tables t USING (table_name) WHERE t.table_type = 'BASE TABLE' "
+        "ORDER BY c.table_name, c.ordinal_position",
+    ):
+        actual.setdefault(table, {})[column] = kind
+    assert _documented_tables() == actual
+    views = {r[0] for r in query(database, "SELECT view_name FROM duckdb_views() WHERE NOT internal")}
+    text = (REPO / "docs" / "schema.md").read_text(encoding="utf-8")
+    assert "latest_snapshots" in views and "`latest_<table>`" in text
+    for view in views - {"latest_snapshots"}:
+        assert view.removeprefix("latest_") in actual, view
+
+
+def test_every_text_column_is_free_of_demo_secrets(clouds_yaml, tmp_path, demo_fixture):
+    database = tmp_path / "audit.duckdb"
+    snapshot_into(database)
+    secrets = ["hunter2", "ghp_", demo_fixture["cloud"]["users"][0]["password"]]
+    secrets += [c["secret"] for c in demo_fixture["cloud"].get("application_credentials", [])]
+    columns = query(database, "SELECT table_name, column_name FROM information_schema.columns "
+                              "WHERE data_type IN ('VARCHAR', 'JSON', 'VARCHAR[]')")
+    assert len(columns) > 50
+    every_text = " UNION ALL ".join(
+        f"SELECT '{table}.{column}' AS place, CAST(\"{column}\" AS VARCHAR) AS text FROM \"{table}\""
+        for table, column in columns
+    )
+    for secret in secrets:
+        hits = query(database, f"SELECT DISTINCT place FROM ({every_text}) WHERE contains(text, ?)", [secret])
+        assert hits == [], f"{secret!r} found in {hits}"
+    assert query(database, "SELECT count(*) FROM servers WHERE metadata->>'db_password' = '[REDACTED]'")[0][0] == 1
+
+
+def test_latest_views_show_the_newest_complete_snapshot(clouds_yaml, fake_cloud, tmp_path):
+    database = tmp_path / "audit.duckdb"
+    first = snapshot_into(database)[0].snapshot_id
+    second = snapshot_into(database)[0].snapshot_id
+    fake_cloud.add_fault(r"/servers/detail", status=503)
+    third = snapshot_into(database, retries=0)[0]
+    assert third.status == "partial"
+    assert first < second < third.snapshot_id
+    assert query(database, "SELECT id FROM latest_snapshots") == [(second,)]
+    assert {r[0] for r in query(database, "SELECT DISTINCT snapshot_id FROM latest_servers")} == {second}
+    assert query(database, "SELECT count(*) FROM snapshots")[0][0] == 3
+
+
+def test_a_reader_holding_the_published_copy_never_blocks_the_writer(clouds_yaml, tmp_path):
+    database = tmp_path / "audit.duckdb"
+    snapshot_into(database)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time\n"
+         f"c = duckdb.connect({str(published_path(database))!r}, read_only=True)\n"
+         "print(c.execute('select count(*) from snapshots').fetchone()[0], flush=True)\n"
+         "sys.stdin.readline()\n"
+         "print(c.execute('select count(*) from snapshots').fetchone()[0], flush=True)\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "1"
+        [result] = snapshot_into(database)  # must not wait for the reader
+        assert result.status == "complete"
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "1"  # the open reader keeps its consistent view
+    finally:
+        reader.kill()
+        reader.wait()
+    assert query(published_path(database), "SELECT count(*) FROM snapshots")[0][0] == 2
+
+
+def test_the_writer_waits_for_another_process_holding_the_file(clouds_yaml, tmp_path):
+    database = tmp_path / "audit.duckdb"
+    snapshot_into(database)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, time\n"
+         f"c = duckdb.connect({str(database)!r})\nprint('held', flush=True)\ntime.sleep(1.5)\nc.close()\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException):  # the file really is held now
+            duckdb.connect(str(database))
+        [result] = snapshot_into(database)
+        assert result.status == "complete"
+    finally:
+        holder.wait()
+    assert query(database, "SELECT count(*) FROM snapshots")[0][0] == 2
+
+
+@pytest.fixture(scope="session")
+def old_duckdb(tmp_path_factory) -> Path:
+    """DuckDB 1.4 from PyPI, installed apart from the project's own DuckDB."""
+    cache = REPO / ".venv" / "compat" / "duckdb-1.4"
+    if not (cache / "duckdb").is_dir():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(cache),
+                        "duckdb==1.4.4"], check=True)
+    return cache
+
+
+def test_duckdb_1_4_reads_the_published_copy(clouds_yaml, tmp_path, old_duckdb, demo_fixture):
+    database = tmp_path / "audit.duckdb"
+    snapshot_into(database)
+    snapshot_into(database)
+    script = ("import duckdb; c = duckdb.connect(__import__('sys').argv[1], read_only=True); "
+              "print(duckdb.__version__, c.execute('select count(*) from latest_servers').fetchone()[0])")
+    done = subprocess.run([sys.executable, "-S", "-c", script, str(published_path(database))],
+                          env={**os.environ, "PYTHONPATH": str(old_duckdb)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    version, servers = done.stdout.split()
+    assert version.startswith("1.4.")
+    assert int(servers) == len(demo_fixture["servers"])
+
+
+def _holds(pid: int, path: Path) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixture):
+    with FakeCloud(demo_fixture) as demo, FakeCloud(generate_cloud(20000, seed=3)) as big:
+        clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"demo": demo.clouds_yaml_entry(),
+                                                               "big": big.clouds_yaml_entry()})
+        env = {"OS_CLIENT_CONFIG_FILE": str(clouds)}
+        database = tmp_path / "audit.duckdb"
+        assert run_cli("--database", str(database), "snapshot", "--cloud", "demo", env=env).returncode == 0
+        before = query(database, "SELECT id, status, server_count FROM snapshots")
+        published_before = published_path(database).read_bytes()
+
+        writer = subprocess.Popen([sys.executable, "-m", "auditor", "--database", str(database), "snapshot",
+                                   "--cloud", "big"], env={**os.environ, **env},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not _holds(writer.pid, database):
+            assert writer.poll() is None, "the snapshot ended before it opened the database"
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        time.sleep(0.05)
+        writer.send_signal(signal.SIGKILL)
+        assert writer.wait() == -signal.SIGKILL, "the writer finished before it could be killed"
+
+    assert query(database, "SELECT id, status, server_count FROM snapshots") == before
+    for table in ("servers", "ports", "security_group_rules", "snapshot_resources", "collection_errors"):
+        ids = {r[0] for r in query(database, f"SELECT DISTINCT snapshot_id FROM {table}")}
+        assert ids <= {before[0][0]}, table
+    assert published_path(database).read_bytes() == published_before

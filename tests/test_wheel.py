@@ -1,0 +1,50 @@
+"""The built wheel works outside the repo: rules/, reports/ and sample_data/ ship inside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import duckdb
+from conftest import REPO
+
+
+def test_wheel_in_a_fresh_venv_serves_and_snapshots_from_another_directory(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)], check=True,
+                   capture_output=True)
+    [wheel] = dist.glob("*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], check=True)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OS_CLOUD", "OS_CLIENT_CONFIG_FILE")}
+    located = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "from auditor.resources import data_dir; print(*(data_dir(n) for n in ('rules', 'reports', 'sample_data')))"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+    )
+    for path in located.stdout.split():
+        assert path.startswith(str(venv)), path
+
+    clouds = elsewhere / "clouds.yaml"
+    server = subprocess.Popen([str(venv / "bin" / "auditor"), "fake-cloud", "--port", "0",
+                               "--write-clouds-yaml", str(clouds)],
+                              cwd=elsewhere, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "fake cloud listening" in server.stdout.readline()
+        done = subprocess.run([str(venv / "bin" / "auditor"), "snapshot", "--cloud", "fake"], cwd=elsewhere,
+                              env={**env, "OS_CLIENT_CONFIG_FILE": str(clouds)}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+    con = duckdb.connect(str(elsewhere / "audit.readonly.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT status, server_count > 0 FROM snapshots").fetchall() == [("complete", True)]
+    finally:
+        con.close()
