@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ import yaml
 
 from auditor import __version__
 from auditor.config import CloudTarget, Config, load_config
-from auditor.errors import AuditorError, CollectionCancelled
+from auditor.errors import AuditorError, CollectionCancelled, ConfigError
 from auditor.output import render
 
 EXIT_PARTIAL = 1
@@ -34,7 +35,7 @@ class Context:
         if self._config is None:
             config = load_config(self._config_path)
             if self._database:
-                config = Config(config.source, Path(self._database), config.clouds, config.collection)
+                config = dataclasses.replace(config, database=Path(self._database))
             self._config = config
         return self._config
 
@@ -112,7 +113,7 @@ def _targets(config: Config, cloud_name, regions, scope) -> list[CloudTarget]:
             scope=scope or (configured.scope if configured else "auto"),
         )]
     if not config.clouds:
-        raise AuditorError("no cloud to snapshot: pass --cloud NAME, set OS_CLOUD, or list [[clouds]] in auditor.toml")
+        raise ConfigError("no cloud to snapshot: pass --cloud NAME, set OS_CLOUD, or list [[clouds]] in auditor.toml")
     return [CloudTarget(c.name, tuple(regions) or c.regions, scope or c.scope) for c in config.clouds]
 
 

@@ -6,6 +6,7 @@ Credentials never live here: clouds are named as in clouds.yaml and openstacksdk
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 from auditor.errors import ConfigError
 
 DEFAULT_DATABASE = "audit.duckdb"
+DEFAULT_MEMORY_LIMIT = "1GB"
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 SCOPES = ("auto", "cloud", "project")
 
 
@@ -37,10 +40,11 @@ class Config:
     source: Path | None
     database: Path
     clouds: tuple[CloudTarget, ...] = ()
+    database_memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's limit while a snapshot is written
     collection: CollectionSettings = field(default_factory=CollectionSettings)
 
 
-_TOP_KEYS = {"database", "clouds", "collection"}
+_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection"}
 _CLOUD_KEYS = {"name", "regions", "scope"}
 _COLLECTION_LIMITS = {  # key: (type, minimum, maximum)
     "timeout": (float, 1, 3600),
@@ -80,6 +84,12 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     if not db_path.is_absolute():
         db_path = base / db_path
 
+    memory_limit = data.get("database_memory_limit", DEFAULT_MEMORY_LIMIT)
+    if not isinstance(memory_limit, str) or not _MEMORY.match(memory_limit.strip()):
+        raise ConfigError(
+            f"{source}: key 'database_memory_limit' must be a size such as \"1GB\" or \"768MB\", got {memory_limit!r}"
+        )
+
     clouds_raw = data.get("clouds", [])
     if not isinstance(clouds_raw, list):
         raise ConfigError(f"{source}: key 'clouds' must be an array of tables ([[clouds]]), got {_kind(clouds_raw)}")
@@ -104,7 +114,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
                 f"{source}: key 'collection.{key}' must be {expected} from {low} to {high}, got {value!r}"
             )
         settings[key] = kind(value)
-    return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings))
+    return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
+                  database_memory_limit=memory_limit.strip())
 
 
 def _parse_cloud(item: Any, source: Path, index: int) -> CloudTarget:

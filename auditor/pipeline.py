@@ -67,13 +67,13 @@ def _snapshot_one(config: Config, collector: Collector, target: CloudTarget, reg
     if collector.stop.is_set():
         raise CollectionCancelled("collection stopped before it finished; nothing was written")
     with _write_lock:
-        snapshot_id = write_snapshot(config.database, snapshot)
+        snapshot_id, counts = write_snapshot(config.database, snapshot, memory_limit=config.database_memory_limit)
     return SnapshotResult(
         cloud=snapshot.cloud,
         region=snapshot.region,
         status=snapshot.status,
         snapshot_id=snapshot_id,
-        counts={name: len(listing.items) for name, listing in snapshot.listings.items()},
+        counts=counts,
         errors=[
             f"{f.resource_type}{' (project ' + f.project_id + ')' if f.project_id else ''}: {f.message}"
             for f in snapshot.failures

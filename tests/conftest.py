@@ -83,3 +83,14 @@ def run_cli(*args, env=None, cwd=None, timeout=120, **kwargs) -> subprocess.Comp
         [sys.executable, "-m", "auditor", *args], capture_output=True, text=True, env=full_env, cwd=cwd,
         timeout=timeout, **kwargs,
     )
+
+
+def records(snapshot, resource_type: str) -> list[dict]:
+    """The raw records a listing fetched, parsed from its pages (rules from their groups if embedded)."""
+    import json
+
+    listing = snapshot.listings[resource_type]
+    if listing.embedded:
+        groups = records(snapshot, "security_groups")
+        return [rule for group in groups for rule in group["security_group_rules"]]
+    return [item for page in listing.pages for item in json.loads(page[0].as_py())[listing.key]]

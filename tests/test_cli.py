@@ -47,6 +47,7 @@ def test_config_file_drives_the_snapshot(clouds_yaml, tmp_path):
         ("[[clouds]]\nregions = ['r1']\n", "clouds[0].name", "cloud name"),
         ("[[clouds]]\nname = 'c'\nscope = 'everything'\n", "clouds[0].scope", "one of auto, cloud, project"),
         ("clouds = 'c'\n", "clouds", "array of tables"),
+        ("database_memory_limit = 'lots'\n", "database_memory_limit", "a size such as"),
         ("[collection\n", "", "not valid TOML"),
     ],
 )
@@ -69,7 +70,7 @@ def test_no_cloud_given_is_a_clear_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OS_CLOUD"}
     done = subprocess.run([sys.executable, "-m", "auditor", "--database", str(tmp_path / "a.duckdb"), "snapshot"],
                           capture_output=True, text=True, cwd=tmp_path, env=env)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "no cloud to snapshot" in done.stderr
 
 
@@ -125,3 +126,14 @@ def test_demo_runs_the_main_job_and_says_where_the_database_is(tmp_path):
     assert f"DuckDB snapshot database: {database}" in done.stdout
     assert "Servers by zone and status" in done.stdout
     assert query(database, "SELECT cloud, status FROM snapshots") == [("demo", "complete")]
+
+
+def test_the_sample_config_is_valid():
+    from conftest import REPO
+
+    from auditor.config import load_config
+
+    config = load_config(REPO / "sample_data" / "auditor.toml")
+    assert [c.name for c in config.clouds] == ["mycloud"]
+    assert config.database == REPO / "sample_data" / "audit.duckdb"
+    assert config.collection.page_size == 1000 and config.database_memory_limit == "1GB"

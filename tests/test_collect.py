@@ -1,6 +1,6 @@
 """The collector against the fake cloud over HTTP: every resource type, through several pages, any scope."""
 
-from conftest import DEMO, collect, query, snapshot_into
+from conftest import DEMO, collect, query, records, snapshot_into
 
 from auditor.fakecloud import load_fixture
 
@@ -21,21 +21,21 @@ def test_every_resource_type_is_collected_through_several_pages(clouds_yaml, fak
     assert snapshot.scope == "cloud"
     for resource, (key, path) in RESOURCES.items():
         expected = {item["id"] for item in demo_fixture[key]}
-        got = [item["id"] for item in snapshot.listings[resource].items]
+        got = [item["id"] for item in records(snapshot, resource)]
         assert sorted(got) == sorted(expected), resource
         assert len(fake_cloud.requests_to(path)) >= 2, f"{resource} was not paged"
     rules = {r["id"] for g in demo_fixture["security_groups"] for r in g["security_group_rules"]}
-    assert {r["id"] for r in snapshot.listings["security_group_rules"].items} == rules
+    assert {r["id"] for r in records(snapshot, "security_group_rules")} == rules
     zones = {z["zoneName"] for z in demo_fixture["availability_zones"]}
-    assert {z["zoneName"] for z in snapshot.listings["availability_zones"].items} == zones
-    assert len(snapshot.listings["projects"].items) == len(demo_fixture["projects"])
+    assert {z["zoneName"] for z in records(snapshot, "availability_zones")} == zones
+    assert len(records(snapshot, "projects")) == len(demo_fixture["projects"])
 
 
 def test_hidden_images_need_and_get_their_own_pass(clouds_yaml, fake_cloud, demo_fixture):
     snapshot = collect()
     hidden = {i["id"] for i in demo_fixture["images"] if i.get("os_hidden")}
     assert hidden, "the demo cloud must have a hidden image"
-    assert hidden <= {i["id"] for i in snapshot.listings["images"].items}
+    assert hidden <= {i["id"] for i in records(snapshot, "images")}
     assert fake_cloud.requests_to(r"/image/v2/images\?.*os_hidden=true")
 
 
@@ -56,10 +56,10 @@ def test_non_admin_falls_back_to_its_projects_and_says_so(clouds_yaml, fake_clou
     assert snapshot.scope_project_ids == projects
     assert snapshot.status == "complete", snapshot.failures
     expected = {s["id"] for s in demo_fixture["servers"] if s["tenant_id"] in projects}
-    assert {s["id"] for s in snapshot.listings["servers"].items} == expected
+    assert {s["id"] for s in records(snapshot, "servers")} == expected
     assert not fake_cloud.requests_to(r"all_tenants"), "a member must not ask for all projects"
     ports = {p["id"] for p in demo_fixture["ports"] if p["project_id"] in projects}
-    assert {p["id"] for p in snapshot.listings["ports"].items} == ports
+    assert {p["id"] for p in records(snapshot, "ports")} == ports
 
 
 def test_scope_cloud_without_admin_is_a_clear_error(clouds_yaml):
@@ -76,7 +76,7 @@ def test_scope_cloud_without_admin_is_a_clear_error(clouds_yaml):
 def test_application_credentials_work(clouds_yaml, demo_fixture):
     snapshot = collect("appcred")
     assert snapshot.status == "complete", snapshot.failures
-    assert len(snapshot.listings["servers"].items) == len(demo_fixture["servers"])
+    assert len(records(snapshot, "servers")) == len(demo_fixture["servers"])
 
 
 def test_snapshot_tables_hold_the_demo_cloud(clouds_yaml, tmp_path, demo_fixture):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import collect, query, run_cli, snapshot_into
+from conftest import collect, query, records, run_cli, snapshot_into
 
 
 def _errors(database, snapshot_id):
@@ -37,7 +37,7 @@ def test_403_on_one_projects_listing(clouds_yaml, fake_cloud, demo_fixture):
     assert snapshot.status == "partial"
     [failure] = snapshot.failures
     assert (failure.resource_type, failure.project_id, failure.http_status) == ("servers", denied, 403)
-    got = {s["id"] for s in snapshot.listings["servers"].items}
+    got = {s["id"] for s in records(snapshot, "servers")}
     assert got == {s["id"] for s in demo_fixture["servers"] if s["tenant_id"] == allowed}
     assert snapshot.resource_status("servers") == "partial"
 
@@ -73,14 +73,14 @@ def test_a_lasting_fault_is_recorded(clouds_yaml, fake_cloud, fault, expect):
     [failure] = snapshot.failures
     assert failure.resource_type == "server_groups"
     assert expect in failure.message
-    assert len(snapshot.listings["servers"].items) > 0
+    assert len(records(snapshot, "servers")) > 0
 
 
 def test_malformed_second_page_keeps_the_first(clouds_yaml, fake_cloud, demo_fixture):
     fake_cloud.add_fault(r"/servers/detail\?.*marker=", malformed=True)
     snapshot = collect(page_size=5)
     assert snapshot.resource_status("servers") == "partial"
-    assert len(snapshot.listings["servers"].items) == 5
+    assert len(records(snapshot, "servers")) == 5
 
 
 def test_truncated_project_list_is_not_taken_as_complete(clouds_yaml, fake_cloud):
@@ -125,3 +125,24 @@ def test_unknown_cloud_is_a_clear_error_and_writes_nothing(clouds_yaml, tmp_path
     assert done.returncode == 3
     assert "'nosuchcloud' is not defined" in done.stderr
     assert not database.exists()
+
+
+def test_records_without_an_id_are_reported_not_dropped_silently(tmp_path, monkeypatch, demo_fixture):
+    import copy
+
+    from conftest import write_clouds_yaml
+
+    from auditor.fakecloud import FakeCloud
+
+    fixture = copy.deepcopy(demo_fixture)
+    del fixture["ports"][0]["id"]
+    with FakeCloud(fixture) as cloud:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
+            tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
+        database = tmp_path / "audit.duckdb"
+        [result] = snapshot_into(database)
+    assert result.status == "partial"
+    assert query(database, "SELECT resource_type, message FROM collection_errors") == [
+        ("ports", "1 records without an id were not stored")]
+    assert query(database, "SELECT status, row_count FROM snapshot_resources WHERE resource_type = 'ports'") == [
+        ("partial", len(fixture["ports"]) - 1)]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import openstack
+import orjson
+import pyarrow as pa
 import openstack.connection
 import openstack.exceptions
 import requests.adapters
@@ -22,8 +24,7 @@ from openstack import utils as sdk_utils
 from openstack.config import OpenStackConfig
 
 from auditor import __version__
-from auditor.collect import normalize
-from auditor.collect.paging import CollectionFailure, Listing, Pager
+from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_count, items_lacking
 from auditor.config import CloudTarget, CollectionSettings
 from auditor.errors import CollectionCancelled, CollectionError
 
@@ -79,34 +80,7 @@ class RegionSnapshot:
         listing = self.listings[resource_type]
         if listing.complete:
             return "complete"
-        return "partial" if listing.items else "failed"
-
-    def tables(self) -> dict[str, dict[str, list]]:
-        """Normalize every listing in bulk into the store's tables."""
-        items = {name: listing.items for name, listing in self.listings.items()}
-        flavors_by_id = {str(f.get("id")): f for f in items["flavors"]}
-        names: dict[str, list[str]] = {}
-        for flavor in items["flavors"]:
-            names.setdefault(flavor.get("name"), []).append(str(flavor.get("id")))
-        unique_flavor_ids = {name: ids[0] for name, ids in names.items() if len(ids) == 1}
-        server_by_port = {
-            p.get("id"): p.get("device_id")
-            for p in items["ports"]
-            if isinstance(p.get("device_owner"), str) and p["device_owner"].startswith("compute:")
-        }
-        return {
-            "projects": normalize.projects(items["projects"]),
-            "servers": normalize.servers(items["servers"], flavors_by_id, unique_flavor_ids),
-            "flavors": normalize.flavors(items["flavors"]),
-            "availability_zones": normalize.availability_zones(items["availability_zones"]),
-            "server_groups": normalize.server_groups(items["server_groups"]),
-            "images": normalize.images(items["images"]),
-            "security_groups": normalize.security_groups(items["security_groups"]),
-            "security_group_rules": normalize.security_group_rules(items["security_group_rules"]),
-            "ports": normalize.ports(items["ports"]),
-            "server_security_groups": normalize.server_security_groups(items["ports"]),
-            "floating_ips": normalize.floating_ips(items["floating_ips"], server_by_port),
-        }
+        return "partial" if listing.count else "failed"
 
 
 def region_names(cloud: str, configured: tuple[str, ...] = ()) -> list[str]:
@@ -202,15 +176,15 @@ class Collector:
         if admin:
             units = [_Unit(conn, pager, all_projects=True)]
         else:
-            projects = self._user_projects(conn, pager, access)
-            units, unscoped = self._project_units(conn, access, projects.items)
+            projects, accessible = self._user_projects(conn, pager, access)
+            units, unscoped = self._project_units(conn, access, accessible)
             snapshot.scope_project_ids = sorted(u.pager.project_id for u in units)
         snapshot.listings["projects"] = projects
 
         futures: dict[str, list[Future]] = {}
         for unit in units:
             for resource_type, job in self._jobs(unit, microversion).items():
-                futures.setdefault(resource_type, []).append(self.pool.submit(job))
+                futures.setdefault(resource_type, []).append(self.pool.submit(_guarded, resource_type, unit, job))
         results: dict[str, list[Listing]] = {}
         for resource_type, pending in futures.items():
             results[resource_type] = [self._wait(f) for f in pending]
@@ -244,9 +218,9 @@ class Collector:
 
     # -- scope ---------------------------------------------------------------------------------------
     def _cloud_projects(self, conn, pager, access, target) -> tuple[bool, Listing | None]:
-        listing, body = pager.get_single(conn.identity, "/projects", {}, "projects", "projects")
+        listing, info = pager.get_single(conn.identity, "/projects", {}, Listing("projects", "projects"))
         if listing.complete:
-            if body.get("truncated"):
+            if info.truncated:
                 listing.fail(CollectionFailure(
                     "projects", None, None, "/projects",
                     "Keystone truncated the project list (its list_limit); some projects are missing",
@@ -262,12 +236,18 @@ class Collector:
             return True, listing  # admin whose project listing failed: cloud-wide, and recorded as partial
         return False, None
 
-    def _user_projects(self, conn, pager, access) -> Listing:
-        listing, _ = pager.get_single(conn.identity, "/auth/projects", {}, "projects", "projects")
-        if not listing.complete or not listing.items:
+    def _user_projects(self, conn, pager, access) -> tuple[Listing, list[dict]]:
+        """The projects the user has a role on (a small, unpaginated list, parsed here)."""
+        listing, _ = pager.get_single(conn.identity, "/auth/projects", {}, Listing("projects", "projects"))
+        projects = []
+        if listing.complete and listing.pages:
+            projects = [p for p in orjson.loads(listing.pages[0][0].as_py())["projects"] if isinstance(p, dict)]
+        if not projects:  # the token's own project is always in scope
             own = {"id": access.project_id, "name": access.project_name, "domain_id": access.project_domain_id}
-            listing.items = [own]
-        return listing
+            projects = [own]
+            listing.pages = [pa.array([orjson.dumps({"projects": [own]}).decode()], pa.string())]
+            listing.count = 1
+        return listing, projects
 
     def _project_units(self, conn, access, projects) -> tuple[list[_Unit], list[CollectionFailure]]:
         units, failures = [], []
@@ -298,45 +278,45 @@ class Collector:
 
         def servers():
             return pager.list_marker_paged(conn.compute, "/servers/detail", {"limit": page, **all_tenants},
-                                           "servers", "servers_links", "servers", **compute)
+                                           Listing("servers", "servers"), "servers_links", **compute)
 
         def flavors():
             params = {"limit": page, **({"is_public": "None"} if every else {})}
-            return pager.list_marker_paged(conn.compute, "/flavors/detail", params, "flavors", "flavors_links",
-                                           "flavors", **compute)
+            return pager.list_marker_paged(conn.compute, "/flavors/detail", params, Listing("flavors", "flavors"),
+                                           "flavors_links", **compute)
 
         def zones():
             path = "/os-availability-zone/detail" if every else "/os-availability-zone"
-            return pager.get_single(conn.compute, path, {}, "availabilityZoneInfo", "availability_zones",
-                                    **compute)[0]
+            listing = Listing("availability_zones", "availabilityZoneInfo")
+            return pager.get_single(conn.compute, path, {}, listing, **compute)[0]
 
         def server_groups():
             params = {"all_projects": "True"} if every else {}
-            return pager.list_offset_paged(conn.compute, "/os-server-groups", params, "server_groups",
-                                           min(page, NOVA_MAX_PAGE), "server_groups", **compute)
+            return pager.list_offset_paged(conn.compute, "/os-server-groups", params,
+                                           Listing("server_groups", "server_groups"), min(page, NOVA_MAX_PAGE),
+                                           **compute)
 
         def images():
-            listing = pager.list_glance(conn.image, {"visibility": "all", "limit": page}, "images")
+            listing = pager.list_glance(conn.image, {"visibility": "all", "limit": page}, Listing("images", "images"))
             if listing.complete:  # hidden images only show when asked for
-                pager.list_glance(conn.image, {"visibility": "all", "os_hidden": "true", "limit": page}, "images",
-                                  listing)
+                pager.list_glance(conn.image, {"visibility": "all", "os_hidden": "true", "limit": page}, listing)
             return listing
 
         def security_groups():
-            groups = pager.list_marker_paged(conn.network, "/security-groups", {"limit": page}, "security_groups",
-                                             "security_groups_links", "security_groups")
-            if groups.complete and all(isinstance(g.get("security_group_rules"), list) for g in groups.items):
-                rules = Listing("security_group_rules", seconds=0.0)
-                rules.items = [r for g in groups.items for r in g["security_group_rules"]]
+            groups = pager.list_marker_paged(conn.network, "/security-groups", {"limit": page},
+                                             Listing("security_groups", "security_groups"), "security_groups_links")
+            if groups.complete and not items_lacking(groups, "security_group_rules"):
+                rules = Listing("security_group_rules", "security_group_rules", embedded=True)
+                rules.count = embedded_count(groups, "security_group_rules")
             else:  # rules not embedded (or groups failed): list them on their own
                 rules = pager.list_marker_paged(conn.network, "/security-group-rules", {"limit": page},
-                                                "security_group_rules", "security_group_rules_links",
-                                                "security_group_rules")
+                                                Listing("security_group_rules", "security_group_rules"),
+                                                "security_group_rules_links")
             return groups, rules
 
-        def network(path, key):
-            return lambda: pager.list_marker_paged(conn.network, path, {"limit": page}, key, f"{key}_links",
-                                                   "floating_ips" if key == "floatingips" else key)
+        def network(path, resource_type, key):
+            return lambda: pager.list_marker_paged(conn.network, path, {"limit": page},
+                                                   Listing(resource_type, key), f"{key}_links")
 
         return {
             "servers": servers,
@@ -345,25 +325,41 @@ class Collector:
             "server_groups": server_groups,
             "images": images,
             "security_groups": security_groups,
-            "ports": network("/ports", "ports"),
-            "floating_ips": network("/floatingips", "floatingips"),
+            "ports": network("/ports", "ports", "ports"),
+            "floating_ips": network("/floatingips", "floating_ips", "floatingips"),
         }
 
 
+def _guarded(resource_type: str, unit: _Unit, job):
+    """Run a listing job; an unexpected error fails that listing (recorded), not the whole snapshot."""
+    try:
+        return job()
+    except CollectionCancelled:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any bug or surprise here must not lose the other listings
+        log.exception("listing %s failed unexpectedly", resource_type)
+        failure = CollectionFailure(resource_type, unit.pager.project_id, None, "", f"internal error: {exc!r}")
+        failed = Listing(resource_type, "")
+        failed.fail(failure)
+        if resource_type == "security_groups":
+            rules = Listing("security_group_rules", "")
+            rules.complete = False
+            return failed, rules
+        return failed
+
+
 def _merge(resource_type: str, listings: list[Listing]) -> Listing:
-    """One listing from those of several scope units, without the duplicates shared resources produce."""
+    """One listing from those of several scope units; the store drops the duplicates shared resources give."""
     if len(listings) == 1:
         return listings[0]
-    merged = Listing(resource_type)
-    seen = set()
+    first = listings[0]
+    merged = Listing(resource_type, first.key, units=len(listings))
     for listing in listings:
+        merged.pages.extend(listing.pages)
+        merged.count += listing.count
         merged.requests += listing.requests
         merged.seconds += listing.seconds
         merged.failures.extend(listing.failures)
         merged.complete = merged.complete and listing.complete
-        for item in listing.items:
-            key = item.get("id", id(item))
-            if key not in seen:
-                seen.add(key)
-                merged.items.append(item)
+    merged.embedded = all(listing.embedded for listing in listings)  # one Neutron: all or none
     return merged

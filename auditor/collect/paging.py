@@ -1,9 +1,11 @@
 """Raw JSON paging through openstacksdk's authenticated proxies.
 
 openstacksdk does auth, the catalog, version discovery, microversions and retries (keystoneauth honours
-Retry-After on 429/503); we page the raw JSON ourselves because building one SDK `Resource` per item costs
-about 4 ms. Each listing records what it fetched and every failure, so a partial listing is never mistaken
-for a complete one.
+Retry-After on 429/503). We page ourselves because building one SDK `Resource` per item costs about 4 ms,
+and we do not even build Python dicts: each page is kept as raw JSON (in an Arrow buffer) and DuckDB
+normalizes all pages in bulk when the snapshot is written (auditor/store/load.py). Python only looks at
+each page once, through DuckDB's JSON reader, for its item count and next link. Each listing records every
+failure, so a partial listing is never mistaken for a complete one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+import duckdb
 import orjson
+import pyarrow as pa
 from keystoneauth1 import exceptions as ksa_exceptions
 
 from auditor.errors import CollectionCancelled
@@ -32,25 +36,110 @@ class CollectionFailure:
 
 @dataclass
 class Listing:
-    """What one resource listing produced: the raw items, how many requests, and whether it finished."""
+    """What one resource listing fetched: raw pages (each a JSON body with the items under `key`)."""
 
     resource_type: str
-    items: list[dict] = field(default_factory=list)
+    key: str
+    pages: list[pa.Array] = field(default_factory=list)
+    count: int = 0
     requests: int = 0
     seconds: float = 0.0
     complete: bool = True
     failures: list[CollectionFailure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    units: int = 1  # scope units merged into this listing (duplicates possible when > 1)
+    embedded: bool = False  # the records came embedded in another listing (rules in their groups)
 
     def fail(self, failure: CollectionFailure) -> None:
         self.complete = False
         self.failures.append(failure)
+
+    def add_page(self, body: bytes, count: int) -> None:
+        self.pages.append(pa.array([body], type=pa.string()))
+        self.count += count
+
+
+@dataclass
+class PageInfo:
+    count: int
+    links: list | None
+    next_href: str | None
+    truncated: bool
 
 
 class PageFailed(Exception):
     def __init__(self, failure: CollectionFailure):
         super().__init__(failure.message)
         self.failure = failure
+
+
+_local = threading.local()
+
+
+def _duckdb():
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect(config={"autoload_known_extensions": False,
+                                                  "autoinstall_known_extensions": False})
+    return con
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _scalar(listing: Listing, sql: str, params: list):
+    con = _duckdb()
+    con.register("pages", pa.Table.from_arrays([pa.chunked_array(listing.pages, pa.string())], ["body"]))
+    try:
+        return con.execute(sql, params).fetchall()[0][0]
+    finally:
+        con.unregister("pages")
+
+
+def embedded_count(listing: Listing, field_name: str) -> int:
+    """How many records are embedded under `field_name` in the records of `listing`."""
+    if not listing.pages:
+        return 0
+    schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
+    return _scalar(listing, f"SELECT coalesce(sum(json_array_length(r.\"{field_name}\")), 0) FROM "
+                            f"(SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r FROM pages)", [])
+
+
+def items_lacking(listing: Listing, field_name: str) -> int:
+    """How many records of `listing` have no list under `field_name` (say, groups without embedded rules)."""
+    if not listing.pages:
+        return 0
+    schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
+    return _scalar(listing, f"SELECT count(*) FROM (SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") "
+                            f"AS r FROM pages) WHERE json_type(r.\"{field_name}\") IS DISTINCT FROM 'ARRAY'", [])
+
+
+def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:
+    """Read a page's item count and links with DuckDB's JSON reader (no Python object per item).
+
+    Raises ValueError for a body that is not JSON, or has no list under `key`.
+    """
+    con = _duckdb()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"response is not UTF-8: {exc}") from None
+    paths = [f"$.{links_key or '__none__'}", "$.next", "$.truncated"]
+    try:
+        kind, count, (links, next_href, truncated) = con.execute(
+            "SELECT json_type(b, ?), json_array_length(b, ?), json_extract(b, ?) FROM (SELECT ?::VARCHAR AS b)",
+            [f'$."{key}"', f'$."{key}"', paths, text],
+        ).fetchall()[0]
+    except duckdb.Error as exc:
+        raise ValueError(f"malformed JSON in response: {str(exc).splitlines()[0]}") from None
+    if kind != "ARRAY":
+        raise ValueError(f"response has no list under {key!r}")
+    return PageInfo(
+        count=count,
+        links=orjson.loads(links) if links else None,
+        next_href=orjson.loads(next_href) if next_href else None,
+        truncated=truncated == "true",
+    )
 
 
 @dataclass
@@ -61,8 +150,10 @@ class Pager:
     stop: threading.Event
     project_id: str | None = None  # set when the connection is scoped to one project only
 
-    def get_json(self, proxy, path: str, params: dict, resource_type: str, listing: Listing, **kwargs) -> dict:
-        """GET one page and decode it; raises PageFailed (recorded by the caller) or CollectionCancelled."""
+    def get_page(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
+                 **kwargs) -> PageInfo:
+        """GET one page, check it and keep it; raises PageFailed (recorded by the caller) or
+        CollectionCancelled."""
         if self.stop.is_set():
             raise CollectionCancelled("collection stopped before it finished; nothing was written")
         listing.requests += 1
@@ -77,102 +168,82 @@ class Pager:
                 **kwargs,
             )
         except ksa_exceptions.ClientException as exc:
-            raise PageFailed(self._failure(resource_type, None, path, f"request failed: {exc}")) from None
+            raise PageFailed(self._failure(listing, None, path, f"request failed: {exc}")) from None
         if response.status_code >= 400:
-            raise PageFailed(
-                self._failure(resource_type, response.status_code, path, _error_message(response))
-            )
+            raise PageFailed(self._failure(listing, response.status_code, path, _error_message(response)))
+        body = response.content
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise PageFailed(
-                self._failure(resource_type, response.status_code, path, f"malformed JSON in response: {exc}")
-            ) from None
-        if not isinstance(body, dict):
-            raise PageFailed(
-                self._failure(resource_type, response.status_code, path, "response body is not a JSON object")
-            )
-        return body
+            info = inspect_page(body, listing.key, links_key)
+        except ValueError as exc:
+            raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
+        listing.add_page(body, info.count)
+        return info
 
-    def _failure(self, resource_type, status, path, message) -> CollectionFailure:
-        return CollectionFailure(resource_type, self.project_id, status, path, message)
+    def _failure(self, listing, status, path, message) -> CollectionFailure:
+        return CollectionFailure(listing.resource_type, self.project_id, status, path, message)
 
-    def list_marker_paged(self, proxy, path, params, key, links_key, resource_type, **kwargs) -> Listing:
+    def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, **kwargs) -> Listing:
         """Nova and Neutron: `limit`/`marker`, with a `<key>_links` next link while pages are full."""
-        listing = Listing(resource_type)
         started = time.monotonic()
         query = dict(params)
+        seen_markers = set()
         try:
             while True:
-                body = self.get_json(proxy, path, query, resource_type, listing, **kwargs)
-                items = _items(body, key, resource_type, path, self)
-                listing.items.extend(items)
-                next_query = _next_query(body.get(links_key))
-                if not next_query or not items:
+                info = self.get_page(proxy, path, query, listing, links_key, **kwargs)
+                next_query = _next_query(info.links)
+                if not next_query or not info.count:
                     break
+                marker = next_query.get("marker")
+                if marker in seen_markers:  # a service that loops would otherwise never end
+                    raise PageFailed(self._failure(listing, None, path, f"pagination loops at marker {marker}"))
+                seen_markers.add(marker)
                 query = {**params, **next_query}
-        except PageFailed as exc:
-            listing.fail(exc.failure)
-        listing.seconds = time.monotonic() - started
-        return listing
-
-    def list_glance(self, proxy, params, resource_type, listing: Listing | None = None) -> Listing:
-        """Glance v2: `limit`/`marker` with a relative `next` link (`/v2/images?...`)."""
-        listing = listing or Listing(resource_type)
-        started = time.monotonic()
-        query = dict(params)
-        try:
-            while True:
-                body = self.get_json(proxy, "/images", query, resource_type, listing)
-                items = _items(body, "images", resource_type, "/images", self)
-                listing.items.extend(items)
-                next_link = body.get("next")
-                if not next_link or not items:
-                    break
-                query = {k: v[0] for k, v in parse_qs(urlsplit(next_link).query).items()}
         except PageFailed as exc:
             listing.fail(exc.failure)
         listing.seconds += time.monotonic() - started
         return listing
 
-    def list_offset_paged(self, proxy, path, params, key, page_size, resource_type, **kwargs) -> Listing:
+    def list_glance(self, proxy, params, listing: Listing) -> Listing:
+        """Glance v2: `limit`/`marker` with a relative `next` link (`/v2/images?...`)."""
+        started = time.monotonic()
+        query = dict(params)
+        try:
+            while True:
+                info = self.get_page(proxy, "/images", query, listing)
+                if not info.next_href or not info.count:
+                    break
+                query = {k: v[0] for k, v in parse_qs(urlsplit(info.next_href).query).items()}
+        except PageFailed as exc:
+            listing.fail(exc.failure)
+        listing.seconds += time.monotonic() - started
+        return listing
+
+    def list_offset_paged(self, proxy, path, params, listing: Listing, page_size, **kwargs) -> Listing:
         """Nova server groups: `limit`/`offset`, no links; a short page is the last."""
-        listing = Listing(resource_type)
         started = time.monotonic()
         offset = 0
         try:
             while True:
                 query = {**params, "limit": page_size, "offset": offset}
-                body = self.get_json(proxy, path, query, resource_type, listing, **kwargs)
-                items = _items(body, key, resource_type, path, self)
-                listing.items.extend(items)
-                if len(items) < page_size:
+                info = self.get_page(proxy, path, query, listing, **kwargs)
+                if info.count < page_size:
                     break
-                offset += len(items)
+                offset += info.count
         except PageFailed as exc:
             listing.fail(exc.failure)
-        listing.seconds = time.monotonic() - started
+        listing.seconds += time.monotonic() - started
         return listing
 
-    def get_single(self, proxy, path, params, key, resource_type, **kwargs) -> tuple[Listing, dict | None]:
+    def get_single(self, proxy, path, params, listing: Listing, **kwargs) -> tuple[Listing, PageInfo | None]:
         """An unpaginated listing (Keystone projects, Nova availability zones)."""
-        listing = Listing(resource_type)
         started = time.monotonic()
-        body = None
+        info = None
         try:
-            body = self.get_json(proxy, path, params, resource_type, listing, **kwargs)
-            listing.items = _items(body, key, resource_type, path, self)
+            info = self.get_page(proxy, path, params, listing, **kwargs)
         except PageFailed as exc:
             listing.fail(exc.failure)
-        listing.seconds = time.monotonic() - started
-        return listing, body
-
-
-def _items(body: dict, key: str, resource_type: str, path: str, pager: Pager) -> list[dict]:
-    items = body.get(key)
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise PageFailed(pager._failure(resource_type, None, path, f"response has no list of objects under {key!r}"))
-    return items
+        listing.seconds += time.monotonic() - started
+        return listing, info
 
 
 def _next_query(links) -> dict | None:
@@ -194,8 +265,6 @@ def _error_message(response) -> str:
             for value in body.values():
                 if isinstance(value, dict) and value.get("message"):
                     return f"HTTP {response.status_code}: {value['message']}"
-            if isinstance(body.get("NeutronError"), dict):
-                return f"HTTP {response.status_code}: {body['NeutronError'].get('message')}"
     except orjson.JSONDecodeError:
         pass
     text = response.content[:200].decode("utf-8", "replace").strip()

@@ -101,7 +101,8 @@ def open_writer(database: Path, lock_timeout: float = 120.0):
 
 def _ensure_schema(con, database: Path) -> None:
     if _has_table(con, "schema_info"):
-        row = con.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchone()
+        rows = con.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchall()
+        row = rows[0] if rows else None
         if row and row[0] != SCHEMA_VERSION:
             raise StoreError(
                 f"{database}: schema version {row[0]} is not the version {SCHEMA_VERSION} this auditor writes"
@@ -116,7 +117,7 @@ def _ensure_schema(con, database: Path) -> None:
 
 
 def _has_table(con, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
 
 
 def column_types(con, table: str) -> dict[str, pa.DataType]:

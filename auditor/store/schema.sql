@@ -216,6 +216,7 @@ CREATE TABLE IF NOT EXISTS ports (
     id VARCHAR,
     name VARCHAR,
     project_id VARCHAR,
+    description VARCHAR,
     network_id VARCHAR,
     device_id VARCHAR,
     device_owner VARCHAR,
@@ -254,6 +255,7 @@ CREATE TABLE IF NOT EXISTS floating_ips (
     router_id VARCHAR,
     status VARCHAR,
     description VARCHAR,
+    tags VARCHAR[],
     created_at TIMESTAMP,
     updated_at TIMESTAMP,
     raw JSON

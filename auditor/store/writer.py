@@ -8,21 +8,49 @@ from pathlib import Path
 import duckdb
 
 from auditor.collect.collector import RESOURCE_TYPES, RegionSnapshot
+from auditor.collect.paging import CollectionFailure
 from auditor.errors import StoreError
-from auditor.store.database import RESOURCE_TABLES, column_types, insert_columns, open_writer, publish
+from auditor.store.database import column_types, insert_columns, open_writer, publish
+from auditor.store.load import derive, load_listing, redact_candidates
 
 log = logging.getLogger(__name__)
 
+# Load order matters: servers take flavor details from flavors, derived tables read ports.
+LOAD_ORDER = ("projects", "flavors", "servers", "availability_zones", "server_groups", "images",
+              "security_groups", "security_group_rules", "ports", "floating_ips")
 
-def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float = 120.0) -> int:
-    """Store `snapshot`; it becomes visible (to SQL and the published copy) only once fully written."""
-    tables = snapshot.tables()  # normalize before taking the file, to hold it as briefly as possible
-    counts = {column: len(snapshot.listings[rt].items) for rt, column in RESOURCE_TYPES.items()}
-    failures = snapshot.failures
+
+def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float = 120.0,
+                   memory_limit: str = "1GB") -> tuple[int, dict]:
+    """Store `snapshot`; it becomes visible (to SQL and the published copy) only once fully written.
+
+    Returns the snapshot id and the row count of each resource table.
+    """
     with open_writer(database, lock_timeout) as con:
+        con.execute("SET TimeZone = 'UTC'")  # timestamps with an offset land in UTC
+        con.execute("SET preserve_insertion_order = false")  # lets large inserts stream
+        con.execute("SET memory_limit = ?", [memory_limit])
         try:
             con.execute("BEGIN")
-            snapshot_id = con.execute("SELECT nextval('snapshot_id_seq')").fetchone()[0]
+            snapshot_id = con.execute("SELECT nextval('snapshot_id_seq')").fetchall()[0][0]
+            failures = list(snapshot.failures)
+            for resource_type in LOAD_ORDER:
+                listing = snapshot.listings[resource_type]
+                source = snapshot.listings["security_groups"] if listing.embedded else None
+                unusable = load_listing(con, resource_type, snapshot_id, listing, source)
+                _release_pages(snapshot, resource_type)
+                if unusable:  # records without an id cannot be audited: say so, never drop them silently
+                    listing.complete = False
+                    failure = CollectionFailure(resource_type, None, None, "",
+                                                f"{unusable} records without an id were not stored")
+                    listing.failures.append(failure)
+                    failures.append(failure)
+            derive(con, snapshot_id)
+            redact_candidates(con, snapshot_id)
+            counts = {
+                rt: con.execute(f"SELECT count(*) FROM {rt} WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0][0]
+                for rt in RESOURCE_TYPES
+            }
             row = {
                 "id": snapshot_id,
                 "cloud": snapshot.cloud,
@@ -36,20 +64,18 @@ def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float
                 "finished_at": snapshot.finished_at,
                 "status": snapshot.status,
                 "tool_version": snapshot.tool_version,
-                **counts,
+                **{column: counts[rt] for rt, column in RESOURCE_TYPES.items()},
                 "error_count": len(failures),
                 "request_count": sum(listing.requests for listing in snapshot.listings.values()),
             }
             columns = ", ".join(row)
             marks = ", ".join("?" for _ in row)
             con.execute(f"INSERT INTO snapshots ({columns}) VALUES ({marks})", list(row.values()))
-            for table in RESOURCE_TABLES:
-                insert_columns(con, table, snapshot_id, tables[table], column_types(con, table))
-            resources = [rt for rt in RESOURCE_TYPES]
+            resources = list(RESOURCE_TYPES)
             insert_columns(con, "snapshot_resources", snapshot_id, {
                 "resource_type": resources,
                 "status": [snapshot.resource_status(rt) for rt in resources],
-                "row_count": [len(snapshot.listings[rt].items) for rt in resources],
+                "row_count": [counts[rt] for rt in resources],
                 "request_count": [snapshot.listings[rt].requests for rt in resources],
                 "seconds": [round(snapshot.listings[rt].seconds, 3) for rt in resources],
             }, column_types(con, "snapshot_resources"))
@@ -69,4 +95,14 @@ def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float
             raise
         publish(con, database)
     log.info("snapshot %s of %s/%s written: %s", snapshot_id, snapshot.cloud, snapshot.region, snapshot.status)
-    return snapshot_id
+    return snapshot_id, counts
+
+
+def _release_pages(snapshot: RegionSnapshot, loaded: str) -> None:
+    """Free a listing's raw pages once loaded, so memory falls as the write goes on. Security groups keep
+    theirs until the rules embedded in them are loaded too."""
+    if loaded == "security_groups":
+        return
+    snapshot.listings[loaded].pages = []
+    if loaded == "security_group_rules":
+        snapshot.listings["security_groups"].pages = []

@@ -1,0 +1,277 @@
+"""Normalize raw API pages into the snapshot tables, in bulk, inside DuckDB.
+
+Each listing arrives as raw JSON pages (Arrow strings). One INSERT ... SELECT per table unnests the pages
+and maps every record's fields with `json_transform` (one parse per record, no Python object per record);
+fields of an unexpected type become NULL rather than failing the snapshot, and `raw` keeps what the API
+said. Derived facts (flavor details by id, server -> security groups, floating IP -> server) are joined in
+SQL afterwards. Secrets: keys that carry them are dropped in SQL; the few records whose metadata or image
+properties look like they hold a credential go through auditor.redact in Python.
+"""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pyarrow as pa
+
+from auditor.collect.paging import Listing
+from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, redact_record
+
+# The core Glance fields; every other top-level key of an image is a free-form property.
+IMAGE_CORE_KEYS = (
+    "id", "name", "status", "visibility", "owner", "os_hidden", "protected", "disk_format", "container_format",
+    "size", "virtual_size", "min_disk", "min_ram", "created_at", "updated_at", "tags", "checksum",
+    "os_hash_algo", "os_hash_value", "self", "file", "schema", "direct_url", "locations", "stores",
+)
+
+_TS = "try_cast(try_cast({} AS TIMESTAMPTZ) AS TIMESTAMP)"  # the session runs in UTC
+
+
+def _ts(expr: str) -> str:
+    return _TS.format(expr)
+
+
+def _patch_removing(keys) -> str:
+    return json.dumps({k: None for k in keys})
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# table -> (json_transform schema of one record, SELECT list over `s` (the struct) and `item` (raw text))
+_SERVER_SCHEMA = {
+    "id": "VARCHAR", "name": "VARCHAR", "tenant_id": "VARCHAR", "project_id": "VARCHAR", "user_id": "VARCHAR",
+    "status": "VARCHAR", "OS-EXT-STS:vm_state": "VARCHAR", "OS-EXT-STS:task_state": "VARCHAR",
+    "OS-EXT-STS:power_state": "INTEGER", "OS-EXT-AZ:availability_zone": "VARCHAR",
+    "pinned_availability_zone": "VARCHAR", "OS-EXT-SRV-ATTR:host": "VARCHAR",
+    "OS-EXT-SRV-ATTR:hypervisor_hostname": "VARCHAR", "hostId": "VARCHAR",
+    "flavor": {"id": "VARCHAR", "original_name": "VARCHAR", "vcpus": "INTEGER", "ram": "BIGINT", "disk": "BIGINT",
+               "ephemeral": "BIGINT", "swap": "JSON", "extra_specs": "JSON"},
+    "image": "JSON", "os-extended-volumes:volumes_attached": [{"id": "VARCHAR"}], "key_name": "VARCHAR",
+    "created": "VARCHAR", "updated": "VARCHAR", "OS-SRV-USG:launched_at": "VARCHAR", "addresses": "JSON",
+    "accessIPv4": "VARCHAR", "accessIPv6": "VARCHAR", "metadata": "JSON", "security_groups": [{"name": "VARCHAR"}],
+    "server_groups": ["VARCHAR"], "tags": ["VARCHAR"], "locked": "BOOLEAN", "description": "VARCHAR",
+    "config_drive": "VARCHAR", "fault": {"code": "INTEGER", "message": "VARCHAR", "created": "VARCHAR"},
+}
+_SERVER_SELECT = f"""
+    s.id, s.name, coalesce(s.tenant_id, s.project_id) AS project_id, s.user_id, s.status,
+    s."OS-EXT-STS:vm_state" AS vm_state, s."OS-EXT-STS:task_state" AS task_state,
+    s."OS-EXT-STS:power_state" AS power_state, s."OS-EXT-AZ:availability_zone" AS availability_zone,
+    s.pinned_availability_zone, s."OS-EXT-SRV-ATTR:host" AS host,
+    s."OS-EXT-SRV-ATTR:hypervisor_hostname" AS hypervisor_hostname, s.hostId AS host_id,
+    s.flavor.id AS flavor_id, s.flavor.original_name AS flavor_name, s.flavor.vcpus AS flavor_vcpus,
+    s.flavor.ram AS flavor_ram_mb, s.flavor.disk AS flavor_disk_gb, s.flavor.ephemeral AS flavor_ephemeral_gb,
+    CASE WHEN s.flavor.swap = '""' THEN 0 ELSE try_cast(s.flavor.swap AS BIGINT) END AS flavor_swap_mb,
+    s.flavor.extra_specs AS flavor_extra_specs,
+    CASE WHEN json_type(s.image) = 'OBJECT' THEN s.image ->> 'id' END AS image_id,
+    CASE WHEN s.image = '""' THEN true WHEN json_type(s.image) = 'OBJECT' THEN false END AS boot_from_volume,
+    list_transform(s."os-extended-volumes:volumes_attached", lambda v: v.id) AS volumes_attached,
+    s.key_name, {_ts('s.created')} AS created_at, {_ts('s.updated')} AS updated_at,
+    {_ts('s."OS-SRV-USG:launched_at"')} AS launched_at, s.addresses,
+    nullif(s.accessIPv4, '') AS access_ipv4, nullif(s.accessIPv6, '') AS access_ipv6, s.metadata,
+    list_sort(list_distinct(list_transform(s.security_groups, lambda g: g.name))) AS security_group_names,
+    s.server_groups, s.tags, s.locked, s.description, nullif(s.config_drive, '') AS config_drive,
+    s.fault.code AS fault_code, s.fault.message AS fault_message, {_ts('s.fault.created')} AS fault_created_at,
+    (s.status = 'UNKNOWN' AND NOT json_exists(item, '$.name')) AS down_cell,
+    json_merge_patch(item, {_sql_string(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw
+"""
+
+_NEUTRON_BASE = {"id": "VARCHAR", "project_id": "VARCHAR", "tenant_id": "VARCHAR", "description": "VARCHAR",
+                 "tags": ["VARCHAR"], "created_at": "VARCHAR", "updated_at": "VARCHAR"}
+_NEUTRON_SELECT = (f"s.id, nullif(coalesce(s.project_id, s.tenant_id), '') AS project_id, s.description, "
+                   f"{_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at")
+
+TABLES = {
+    "projects": (
+        {"id": "VARCHAR", "name": "VARCHAR", "domain_id": "VARCHAR", "parent_id": "VARCHAR", "enabled": "BOOLEAN",
+         "is_domain": "BOOLEAN", "description": "VARCHAR", "tags": ["VARCHAR"]},
+        "s.id, s.name, s.domain_id, s.parent_id, s.enabled, s.is_domain, s.description, s.tags, item AS raw",
+    ),
+    "servers": (_SERVER_SCHEMA, _SERVER_SELECT),
+    "flavors": (
+        {"id": "VARCHAR", "name": "VARCHAR", "vcpus": "INTEGER", "ram": "BIGINT", "disk": "BIGINT",
+         "OS-FLV-EXT-DATA:ephemeral": "BIGINT", "swap": "JSON", "os-flavor-access:is_public": "BOOLEAN",
+         "OS-FLV-DISABLED:disabled": "BOOLEAN", "rxtx_factor": "DOUBLE", "description": "VARCHAR",
+         "extra_specs": "JSON"},
+        """s.id, s.name, s.vcpus, s.ram AS ram_mb, s.disk AS disk_gb, s."OS-FLV-EXT-DATA:ephemeral" AS ephemeral_gb,
+           CASE WHEN s.swap = '""' THEN 0 ELSE try_cast(s.swap AS BIGINT) END AS swap_mb,
+           s."os-flavor-access:is_public" AS is_public, s."OS-FLV-DISABLED:disabled" AS disabled, s.rxtx_factor,
+           s.description, s.extra_specs, item AS raw""",
+    ),
+    "availability_zones": (
+        {"zoneName": "VARCHAR", "zoneState": {"available": "BOOLEAN"}, "hosts": "JSON"},
+        """s.zoneName AS name, s.zoneState.available AS available,
+           CASE WHEN json_type(s.hosts) = 'OBJECT' THEN list_sort(list_transform(list_filter(map_entries(h),
+               lambda e: e.value['nova-compute'] IS NOT NULL), lambda e: e.key)) END AS compute_hosts,
+           CASE WHEN json_type(s.hosts) = 'OBJECT' THEN list_sort(list_transform(list_filter(map_entries(h),
+               lambda e: e.value['nova-compute'] IS NOT NULL
+                         AND NOT coalesce(e.value['nova-compute'].available AND e.value['nova-compute'].active, false)),
+               lambda e: e.key)) END AS compute_hosts_down,
+           s.hosts, item AS raw""",
+    ),
+    "server_groups": (
+        {"id": "VARCHAR", "name": "VARCHAR", "project_id": "VARCHAR", "user_id": "VARCHAR", "policy": "VARCHAR",
+         "policies": ["VARCHAR"], "rules": "JSON", "members": ["VARCHAR"]},
+        "s.id, s.name, s.project_id, s.user_id, coalesce(s.policy, s.policies[1]) AS policy, s.rules, s.members, "
+        "item AS raw",
+    ),
+    "images": (
+        {"id": "VARCHAR", "name": "VARCHAR", "status": "VARCHAR", "visibility": "VARCHAR", "owner": "VARCHAR",
+         "os_hidden": "BOOLEAN", "protected": "BOOLEAN", "disk_format": "VARCHAR", "container_format": "VARCHAR",
+         "size": "BIGINT", "virtual_size": "BIGINT", "min_disk": "BIGINT", "min_ram": "BIGINT",
+         "created_at": "VARCHAR", "updated_at": "VARCHAR", "tags": ["VARCHAR"]},
+        f"""s.id, s.name, s.status, s.visibility, s.owner AS project_id, s.os_hidden, s.protected, s.disk_format,
+           s.container_format, s.size AS size_bytes, s.virtual_size AS virtual_size_bytes, s.min_disk AS min_disk_gb,
+           s.min_ram AS min_ram_mb, {_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at, s.tags,
+           json_merge_patch(item, {_sql_string(_patch_removing(IMAGE_CORE_KEYS))}) AS properties,
+           json_merge_patch(item, {_sql_string(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw""",
+    ),
+    "security_groups": (
+        {**_NEUTRON_BASE, "name": "VARCHAR", "stateful": "BOOLEAN", "shared": "BOOLEAN",
+         "security_group_rules": "JSON"},
+        f"""{_NEUTRON_SELECT}, s.tags, s.name, s.stateful, s.shared, json_array_length(s.security_group_rules) AS rule_count,
+            json_merge_patch(item, '{{"security_group_rules": null}}') AS raw""",
+    ),
+    "security_group_rules": (
+        {**_NEUTRON_BASE, "security_group_id": "VARCHAR", "direction": "VARCHAR", "ethertype": "VARCHAR",
+         "protocol": "VARCHAR", "port_range_min": "INTEGER", "port_range_max": "INTEGER",
+         "remote_ip_prefix": "VARCHAR", "remote_group_id": "VARCHAR", "remote_address_group_id": "VARCHAR"},
+        f"""{_NEUTRON_SELECT}, s.security_group_id, s.direction, s.ethertype, s.protocol,
+            CASE WHEN s.protocol IS NULL OR s.protocol IN ('', 'any') THEN 'any'
+                 ELSE coalesce(map_extract_value(MAP {{'1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'ipv6-icmp',
+                                                      'icmpv6': 'ipv6-icmp'}}, lower(s.protocol)), lower(s.protocol))
+            END AS protocol_name,
+            s.port_range_min, s.port_range_max, s.remote_ip_prefix, s.remote_group_id, s.remote_address_group_id,
+            item AS raw""",
+    ),
+    "ports": (
+        {**_NEUTRON_BASE, "name": "VARCHAR", "network_id": "VARCHAR", "device_id": "VARCHAR",
+         "device_owner": "VARCHAR", "status": "VARCHAR", "admin_state_up": "BOOLEAN", "mac_address": "VARCHAR",
+         "fixed_ips": "JSON", "security_groups": ["VARCHAR"], "port_security_enabled": "BOOLEAN",
+         "binding:host_id": "VARCHAR", "binding:vnic_type": "VARCHAR", "allowed_address_pairs": "JSON"},
+        f"""{_NEUTRON_SELECT}, s.tags, s.name, s.network_id, nullif(s.device_id, '') AS device_id,
+            nullif(s.device_owner, '') AS device_owner, s.status, s.admin_state_up, s.mac_address, s.fixed_ips,
+            CASE WHEN json_type(s.fixed_ips) = 'ARRAY' THEN json_extract_string(s.fixed_ips, '$[*].ip_address') END
+                AS ip_addresses,
+            s.security_groups AS security_group_ids, s.port_security_enabled,
+            nullif(s."binding:host_id", '') AS binding_host_id, s."binding:vnic_type" AS binding_vnic_type,
+            s.allowed_address_pairs, item AS raw""",
+    ),
+    "floating_ips": (
+        {**_NEUTRON_BASE, "floating_ip_address": "VARCHAR", "floating_network_id": "VARCHAR",
+         "fixed_ip_address": "VARCHAR", "port_id": "VARCHAR", "router_id": "VARCHAR", "status": "VARCHAR"},
+        f"""{_NEUTRON_SELECT}, s.tags, s.floating_ip_address, s.floating_network_id, s.fixed_ip_address, s.port_id,
+            s.router_id, s.status, item AS raw""",
+    ),
+}
+# The map of host -> service -> state that availability zones need, parsed once per zone.
+_EXTRA_STRUCT = {
+    "availability_zones": "json_transform(s.hosts, '\"MAP(VARCHAR, MAP(VARCHAR, STRUCT(available BOOLEAN, "
+                          "active BOOLEAN)))\"') AS h",
+}
+
+
+def _items_sql(key: str) -> str:
+    """One row per record, `item` its raw JSON text, from the registered `pages` (one body per row)."""
+    schema = _sql_string(json.dumps({key: ["JSON"]}))
+    return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item FROM pages'
+
+
+def _embedded_rules_sql() -> str:
+    groups = _items_sql("security_groups")
+    return (f"SELECT unnest(json_transform(g.item, '{{\"security_group_rules\": [\"JSON\"]}}')"
+            f".security_group_rules) AS item FROM ({groups}) g")
+
+
+def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Listing | None = None) -> int:
+    """Insert one listing's records into `table`; return how many records had no id (not stored).
+
+    `source` gives the pages when they belong to another listing (rules embedded in their groups).
+    """
+    pages_from = source or listing
+    if not pages_from.pages:
+        return 0
+    schema, select = TABLES[table]
+    items = _embedded_rules_sql() if source is not None else _items_sql(listing.key)
+    extra = f", {_EXTRA_STRUCT[table]}" if table in _EXTRA_STRUCT else ""
+    key = _quote(_schema_key(table))
+    records = f"""
+        SELECT item, s{extra} FROM (
+            SELECT item, json_transform(item, {_sql_string(json.dumps(schema))}) AS s FROM ({items})
+        )"""
+    # On failure the writer rolls the whole snapshot back; the registration dies with its connection.
+    con.register("pages", pa.Table.from_arrays([pa.chunked_array(pages_from.pages, pa.string())], ["body"]))
+    if pages_from.units > 1:  # several projects list shared resources: keep each record once
+        dropped = con.execute(f"SELECT count(*) FROM ({records}) WHERE s.{key} IS NULL").fetchall()[0][0]
+        dedupe = f"QUALIFY row_number() OVER (PARTITION BY s.{key}) = 1"
+    else:
+        dropped, dedupe = None, ""
+    inserted = con.execute(f"""
+        INSERT INTO {table} BY NAME
+        SELECT {snapshot_id} AS snapshot_id, {select}
+        FROM ({records}) WHERE s.{key} IS NOT NULL {dedupe}""").fetchall()[0][0]
+    con.unregister("pages")
+    return listing.count - inserted if dropped is None else dropped
+
+
+def _schema_key(table: str) -> str:
+    return "zoneName" if table == "availability_zones" else "id"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def derive(con, snapshot_id: int) -> None:
+    """Facts joined across tables of one snapshot, after every listing is loaded."""
+    sid = [snapshot_id]
+    # Before 2.47 Nova gives the flavor by id: take its details from the flavor list.
+    con.execute("""
+        UPDATE servers SET flavor_name = f.name, flavor_vcpus = f.vcpus, flavor_ram_mb = f.ram_mb,
+               flavor_disk_gb = f.disk_gb, flavor_ephemeral_gb = f.ephemeral_gb, flavor_swap_mb = f.swap_mb,
+               flavor_extra_specs = f.extra_specs
+        FROM flavors f
+        WHERE servers.snapshot_id = $1 AND f.snapshot_id = $1 AND servers.flavor_name IS NULL
+          AND servers.flavor_id = f.id""", sid)
+    # From 2.47 the flavor is embedded without its id: resolve it by name when the name is unique.
+    con.execute("""
+        UPDATE servers SET flavor_id = u.id
+        FROM (SELECT name, any_value(id) AS id FROM flavors WHERE snapshot_id = $1 GROUP BY name
+              HAVING count(*) = 1) u
+        WHERE servers.snapshot_id = $1 AND servers.flavor_id IS NULL AND servers.flavor_name = u.name""", sid)
+    con.execute("""
+        INSERT INTO server_security_groups (snapshot_id, server_id, port_id, security_group_id)
+        SELECT snapshot_id, device_id, id, unnest(security_group_ids)
+        FROM ports WHERE snapshot_id = $1 AND device_owner LIKE 'compute:%' AND device_id IS NOT NULL""", sid)
+    con.execute("""
+        UPDATE floating_ips SET server_id = p.device_id
+        FROM ports p
+        WHERE floating_ips.snapshot_id = $1 AND p.snapshot_id = $1 AND floating_ips.port_id = p.id
+          AND p.device_owner LIKE 'compute:%'""", sid)
+
+
+def redact_candidates(con, snapshot_id: int) -> None:
+    """Mask credential-like metadata and image properties; SQL finds the few candidates, Python decides."""
+    rows = con.execute(
+        "SELECT rowid, raw FROM servers WHERE snapshot_id = ? AND regexp_matches(metadata::VARCHAR, ?)",
+        [snapshot_id, CANDIDATE_PATTERN],
+    ).fetchall()
+    for rowid, raw in rows:
+        clean = redact_record(orjson.loads(raw), nested=("metadata",))
+        con.execute("UPDATE servers SET raw = ?, metadata = ? WHERE rowid = ?",
+                    [orjson.dumps(clean).decode(), _json_or_none(clean.get("metadata")), rowid])
+    rows = con.execute(
+        "SELECT rowid, raw FROM images WHERE snapshot_id = ? AND regexp_matches(properties::VARCHAR, ?)",
+        [snapshot_id, CANDIDATE_PATTERN],
+    ).fetchall()
+    for rowid, raw in rows:
+        clean = redact_record(orjson.loads(raw), top_level=True)
+        properties = {k: v for k, v in clean.items() if k not in IMAGE_CORE_KEYS}
+        con.execute("UPDATE images SET raw = ?, properties = ? WHERE rowid = ?",
+                    [orjson.dumps(clean).decode(), orjson.dumps(properties).decode(), rowid])
+
+
+def _json_or_none(value) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
