@@ -43,7 +43,7 @@ class SnapshotResult:
 def snapshot_targets(config: Config, targets: list[CloudTarget], stop: threading.Event) -> list[SnapshotResult]:
     """Collect and store every cloud/region of `targets`; regions run concurrently, listings share a pool."""
     jobs = [(target, region) for target in targets for region in region_names(target.name, target.regions)]
-    with Collector(config.collection, stop) as collector, ThreadPoolExecutor(
+    with Collector(config.collection, stop, spool_parent=config.database.parent) as collector, ThreadPoolExecutor(
         max_workers=max(1, min(len(jobs), 4)), thread_name_prefix="region"
     ) as regions:
         futures = [regions.submit(_snapshot_one, config, collector, target, region) for target, region in jobs]

@@ -58,8 +58,12 @@ def settings(**overrides) -> CollectionSettings:
 
 
 def collect(cloud: str = "demo", scope: str = "auto", **overrides):
-    with Collector(settings(**overrides)) as collector:
+    """Collect without writing; the spool stays (in the system temp folder) so tests can read the pages."""
+    collector = Collector(settings(**overrides))
+    try:
         return collector.collect(CloudTarget(cloud, scope=scope), "")
+    finally:
+        collector.pool.shutdown()
 
 
 def snapshot_into(database: Path, cloud: str = "demo", **overrides):
@@ -93,4 +97,11 @@ def records(snapshot, resource_type: str) -> list[dict]:
     if listing.embedded:
         groups = records(snapshot, "security_groups")
         return [rule for group in groups for rule in group["security_group_rules"]]
-    return [item for page in listing.pages for item in json.loads(page[0].as_py())[listing.key]]
+    decoder, found = json.JSONDecoder(), []
+    for spool in listing.spools:
+        text, position = spool.read_text(encoding="utf-8"), 0
+        while position < len(text):
+            page, end = decoder.raw_decode(text, position)
+            found.extend(page[listing.key])
+            position = end + 1  # each page is followed by a newline
+    return found

@@ -83,6 +83,7 @@ def test_snapshot_tables_hold_the_demo_cloud(clouds_yaml, tmp_path, demo_fixture
     database = tmp_path / "audit.duckdb"
     [result] = snapshot_into(database, page_size=3)
     assert result.status == "complete"
+    assert not list(tmp_path.glob(".auditor-spool-*")), "spooled pages must go once written"
     sid = result.snapshot_id
     counts = dict(query(database, "SELECT resource_type, row_count FROM snapshot_resources WHERE snapshot_id = ?", [sid]))
     assert counts["servers"] == len(demo_fixture["servers"])

@@ -190,3 +190,9 @@ def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixtu
         ids = {r[0] for r in query(database, f"SELECT DISTINCT snapshot_id FROM {table}")}
         assert ids <= {before[0][0]}, table
     assert published_path(database).read_bytes() == published_before
+    # the killed writer's spooled pages are removed by the next run
+    assert list(tmp_path.glob(".auditor-spool-*"))
+    with FakeCloud(demo_fixture) as demo:
+        write_clouds_yaml(clouds, {"demo": demo.clouds_yaml_entry()})
+        assert run_cli("--database", str(database), "snapshot", "--cloud", "demo", env=env).returncode == 0
+    assert not list(tmp_path.glob(".auditor-spool-*"))

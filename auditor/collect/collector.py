@@ -8,14 +8,17 @@ and says so (`scope = 'projects'` with their ids): a project-scoped snapshot nev
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import openstack
 import orjson
-import pyarrow as pa
 import openstack.connection
 import openstack.exceptions
 import requests.adapters
@@ -31,6 +34,7 @@ from auditor.errors import CollectionCancelled, CollectionError
 log = logging.getLogger(__name__)
 
 CLIENT_MAX_MICROVERSION = "2.100"
+SPOOL_PREFIX = ".auditor-spool-"
 NOVA_MAX_PAGE = 1000  # Nova caps every page at its max_limit (1000 by default) whatever `limit` says
 
 # resource type -> snapshots column holding its row count
@@ -137,13 +141,20 @@ class _Unit:
 class Collector:
     """Collect cloud/regions; listings of every region share one bounded pool (our throttle)."""
 
-    def __init__(self, settings: CollectionSettings, stop: threading.Event | None = None):
+    def __init__(self, settings: CollectionSettings, stop: threading.Event | None = None,
+                 spool_parent: Path | None = None):
         self.settings = settings
         self.stop = stop or threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="listing")
+        parent = Path(spool_parent or tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_spools(parent)
+        # Raw pages wait here until the snapshot is written; removed on close.
+        self.spool = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=parent))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.spool, ignore_errors=True)
 
     def __enter__(self) -> "Collector":
         return self
@@ -155,7 +166,7 @@ class Collector:
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         conn = connect(target.name, region, self.settings)
         access = conn.session.auth.get_access(conn.session)
-        pager = Pager(self.settings.retries, self.stop)
+        pager = Pager(self.settings.retries, self.stop, self.spool)
         microversion = sdk_utils.maximum_supported_microversion(conn.compute, CLIENT_MAX_MICROVERSION)
 
         if target.scope == "project":
@@ -240,13 +251,14 @@ class Collector:
         """The projects the user has a role on (a small, unpaginated list, parsed here)."""
         listing, _ = pager.get_single(conn.identity, "/auth/projects", {}, Listing("projects", "projects"))
         projects = []
-        if listing.complete and listing.pages:
-            projects = [p for p in orjson.loads(listing.pages[0][0].as_py())["projects"] if isinstance(p, dict)]
+        if listing.complete and listing.spools:
+            body = orjson.loads(listing.spools[0].read_bytes())
+            projects = [p for p in body["projects"] if isinstance(p, dict)]
         if not projects:  # the token's own project is always in scope
             own = {"id": access.project_id, "name": access.project_name, "domain_id": access.project_domain_id}
             projects = [own]
-            listing.pages = [pa.array([orjson.dumps({"projects": [own]}).decode()], pa.string())]
-            listing.count = 1
+            listing.spools, listing.count = [], 0
+            listing.add_page(orjson.dumps({"projects": [own]}), 1, self.spool)
         return listing, projects
 
     def _project_units(self, conn, access, projects) -> tuple[list[_Unit], list[CollectionFailure]]:
@@ -255,7 +267,7 @@ class Collector:
         for project in projects:
             project_id = project.get("id")
             if project_id == access.project_id:
-                units.append(_Unit(conn, Pager(self.settings.retries, self.stop, project_id), False))
+                units.append(_Unit(conn, Pager(self.settings.retries, self.stop, self.spool, project_id), False))
                 continue
             if app_credential:
                 continue  # an application credential is bound to its one project
@@ -266,7 +278,7 @@ class Collector:
                 failures.append(CollectionFailure("projects", project_id, getattr(exc, "http_status", None),
                                                   "/auth/tokens", f"cannot scope to project: {exc}"))
                 continue
-            units.append(_Unit(scoped, Pager(self.settings.retries, self.stop, project_id), False))
+            units.append(_Unit(scoped, Pager(self.settings.retries, self.stop, self.spool, project_id), False))
         return units, failures
 
     # -- listings ------------------------------------------------------------------------------------
@@ -330,6 +342,18 @@ class Collector:
         }
 
 
+def _remove_stale_spools(parent: Path) -> None:
+    """Spool folders left by a process that died (kill -9) before it could remove them."""
+    for folder in parent.glob(f"{SPOOL_PREFIX}*"):
+        try:
+            pid = int(folder.name[len(SPOOL_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def _guarded(resource_type: str, unit: _Unit, job):
     """Run a listing job; an unexpected error fails that listing (recorded), not the whole snapshot."""
     try:
@@ -355,7 +379,8 @@ def _merge(resource_type: str, listings: list[Listing]) -> Listing:
     first = listings[0]
     merged = Listing(resource_type, first.key, units=len(listings))
     for listing in listings:
-        merged.pages.extend(listing.pages)
+        merged.spools.extend(listing.spools)
+        merged.largest_page = max(merged.largest_page, listing.largest_page)
         merged.count += listing.count
         merged.requests += listing.requests
         merged.seconds += listing.seconds

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import orjson
-import pyarrow as pa
 from keystoneauth1 import exceptions as ksa_exceptions
 
 from auditor.errors import CollectionCancelled
@@ -36,11 +37,11 @@ class CollectionFailure:
 
 @dataclass
 class Listing:
-    """What one resource listing fetched: raw pages (each a JSON body with the items under `key`)."""
+    """What one resource listing fetched: raw pages (JSON bodies, records under `key`) in spool files."""
 
     resource_type: str
     key: str
-    pages: list[pa.Array] = field(default_factory=list)
+    spools: list[Path] = field(default_factory=list)
     count: int = 0
     requests: int = 0
     seconds: float = 0.0
@@ -48,14 +49,28 @@ class Listing:
     failures: list[CollectionFailure] = field(default_factory=list)
     units: int = 1  # scope units merged into this listing (duplicates possible when > 1)
     embedded: bool = False  # the records came embedded in another listing (rules in their groups)
+    largest_page: int = 0  # bytes; DuckDB's JSON reader must be told the largest object it will meet
 
     def fail(self, failure: CollectionFailure) -> None:
         self.complete = False
         self.failures.append(failure)
 
-    def add_page(self, body: bytes, count: int) -> None:
-        self.pages.append(pa.array([body], type=pa.string()))
+    def add_page(self, body: bytes, count: int, spool_dir: Path) -> None:
+        if not self.spools:
+            self.spools.append(spool_dir / f"{self.resource_type}-{uuid.uuid4().hex}.json")
+        with open(self.spools[-1], "ab") as spool:
+            spool.write(body)
+            spool.write(b"\n")
         self.count += count
+        self.largest_page = max(self.largest_page, len(body))
+
+    def pages_sql(self) -> str:
+        """A FROM clause giving one row per page, its JSON body in column `body`."""
+        files = ", ".join(_literal(str(path)) for path in self.spools)
+        # Its read buffers grow with maximum_object_size, so ask for no more than these pages need.
+        limit = max(16 * 2**20, 2 * self.largest_page)
+        return (f"(SELECT json AS body FROM read_json_objects([{files}], format = 'unstructured', "
+                f"maximum_object_size = {limit}))")
 
 
 @dataclass
@@ -87,31 +102,26 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _scalar(listing: Listing, sql: str, params: list):
-    con = _duckdb()
-    con.register("pages", pa.Table.from_arrays([pa.chunked_array(listing.pages, pa.string())], ["body"]))
-    try:
-        return con.execute(sql, params).fetchall()[0][0]
-    finally:
-        con.unregister("pages")
+def _scalar(sql: str):
+    return _duckdb().execute(sql).fetchall()[0][0]
 
 
 def embedded_count(listing: Listing, field_name: str) -> int:
     """How many records are embedded under `field_name` in the records of `listing`."""
-    if not listing.pages:
+    if not listing.spools:
         return 0
     schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
-    return _scalar(listing, f"SELECT coalesce(sum(json_array_length(r.\"{field_name}\")), 0) FROM "
-                            f"(SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r FROM pages)", [])
+    return _scalar(f"SELECT coalesce(sum(json_array_length(r.\"{field_name}\")), 0) FROM "
+                   f"(SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r FROM {listing.pages_sql()})")
 
 
 def items_lacking(listing: Listing, field_name: str) -> int:
     """How many records of `listing` have no list under `field_name` (say, groups without embedded rules)."""
-    if not listing.pages:
+    if not listing.spools:
         return 0
     schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
-    return _scalar(listing, f"SELECT count(*) FROM (SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") "
-                            f"AS r FROM pages) WHERE json_type(r.\"{field_name}\") IS DISTINCT FROM 'ARRAY'", [])
+    return _scalar(f"SELECT count(*) FROM (SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r "
+                   f"FROM {listing.pages_sql()}) WHERE json_type(r.\"{field_name}\") IS DISTINCT FROM 'ARRAY'")
 
 
 def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:
@@ -148,6 +158,7 @@ class Pager:
 
     retries: int
     stop: threading.Event
+    spool_dir: Path
     project_id: str | None = None  # set when the connection is scoped to one project only
 
     def get_page(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
@@ -176,7 +187,7 @@ class Pager:
             info = inspect_page(body, listing.key, links_key)
         except ValueError as exc:
             raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
-        listing.add_page(body, info.count)
+        listing.add_page(body, info.count, self.spool_dir)
         return info
 
     def _failure(self, listing, status, path, message) -> CollectionFailure:

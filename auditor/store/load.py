@@ -1,6 +1,6 @@
 """Normalize raw API pages into the snapshot tables, in bulk, inside DuckDB.
 
-Each listing arrives as raw JSON pages (Arrow strings). One INSERT ... SELECT per table unnests the pages
+Each listing arrives as raw JSON pages in spool files. One INSERT ... SELECT per table unnests the pages
 and maps every record's fields with `json_transform` (one parse per record, no Python object per record);
 fields of an unexpected type become NULL rather than failing the snapshot, and `raw` keeps what the API
 said. Derived facts (flavor details by id, server -> security groups, floating IP -> server) are joined in
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 
 import orjson
-import pyarrow as pa
 
 from auditor.collect.paging import Listing
 from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, redact_record
@@ -173,14 +172,14 @@ _EXTRA_STRUCT = {
 }
 
 
-def _items_sql(key: str) -> str:
-    """One row per record, `item` its raw JSON text, from the registered `pages` (one body per row)."""
+def _items_sql(key: str, pages: str) -> str:
+    """One row per record, `item` its raw JSON text, from `pages` (one body per row)."""
     schema = _sql_string(json.dumps({key: ["JSON"]}))
-    return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item FROM pages'
+    return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item FROM {pages}'
 
 
-def _embedded_rules_sql() -> str:
-    groups = _items_sql("security_groups")
+def _embedded_rules_sql(pages: str) -> str:
+    groups = _items_sql("security_groups", pages)
     return (f"SELECT unnest(json_transform(g.item, '{{\"security_group_rules\": [\"JSON\"]}}')"
             f".security_group_rules) AS item FROM ({groups}) g")
 
@@ -191,18 +190,17 @@ def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Li
     `source` gives the pages when they belong to another listing (rules embedded in their groups).
     """
     pages_from = source or listing
-    if not pages_from.pages:
+    if not pages_from.spools:
         return 0
     schema, select = TABLES[table]
-    items = _embedded_rules_sql() if source is not None else _items_sql(listing.key)
+    pages = pages_from.pages_sql()
+    items = _embedded_rules_sql(pages) if source is not None else _items_sql(listing.key, pages)
     extra = f", {_EXTRA_STRUCT[table]}" if table in _EXTRA_STRUCT else ""
     key = _quote(_schema_key(table))
     records = f"""
         SELECT item, s{extra} FROM (
             SELECT item, json_transform(item, {_sql_string(json.dumps(schema))}) AS s FROM ({items})
         )"""
-    # On failure the writer rolls the whole snapshot back; the registration dies with its connection.
-    con.register("pages", pa.Table.from_arrays([pa.chunked_array(pages_from.pages, pa.string())], ["body"]))
     if pages_from.units > 1:  # several projects list shared resources: keep each record once
         dropped = con.execute(f"SELECT count(*) FROM ({records}) WHERE s.{key} IS NULL").fetchall()[0][0]
         dedupe = f"QUALIFY row_number() OVER (PARTITION BY s.{key}) = 1"
@@ -212,7 +210,6 @@ def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Li
         INSERT INTO {table} BY NAME
         SELECT {snapshot_id} AS snapshot_id, {select}
         FROM ({records}) WHERE s.{key} IS NOT NULL {dedupe}""").fetchall()[0][0]
-    con.unregister("pages")
     return listing.count - inserted if dropped is None else dropped
 
 

@@ -99,10 +99,14 @@ def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float
 
 
 def _release_pages(snapshot: RegionSnapshot, loaded: str) -> None:
-    """Free a listing's raw pages once loaded, so memory falls as the write goes on. Security groups keep
-    theirs until the rules embedded in them are loaded too."""
+    """Delete a listing's spool files once loaded, so disk use falls as the write goes on. Security groups
+    keep theirs until the rules embedded in them are loaded too."""
     if loaded == "security_groups":
         return
-    snapshot.listings[loaded].pages = []
+    released = [snapshot.listings[loaded]]
     if loaded == "security_group_rules":
-        snapshot.listings["security_groups"].pages = []
+        released.append(snapshot.listings["security_groups"])
+    for listing in released:
+        for spool in listing.spools:
+            spool.unlink(missing_ok=True)
+        listing.spools = []
