@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import orjson
 
+
 def _plain(value):
     if isinstance(value, (datetime, date)):
         return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()

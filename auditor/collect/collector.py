@@ -1,4 +1,4 @@
-"""Collect one cloud: connect per region with openstacksdk, list every resource type concurrently, normalize.
+"""Collect one cloud region: connect with openstacksdk, list every resource type concurrently as raw pages.
 
 Scope: credentials that may list all Keystone projects are cloud admin, and every listing asks for all
 projects. Otherwise the snapshot covers only the projects the user has roles on, one scoped connection each,
@@ -18,16 +18,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import openstack
-import orjson
 import openstack.connection
 import openstack.exceptions
-import requests.adapters
+import orjson
 from keystoneauth1 import exceptions as ksa_exceptions
+from keystoneauth1.session import TCPKeepAliveAdapter
 from openstack import utils as sdk_utils
 from openstack.config import OpenStackConfig
 
 from auditor import __version__
-from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_count, items_lacking
+from auditor.collect.paging import (
+    CollectionFailure,
+    Listing,
+    Pager,
+    embedded_count,
+    items_lacking,
+)
 from auditor.config import CloudTarget, CollectionSettings
 from auditor.errors import CollectionCancelled, CollectionError
 
@@ -113,7 +119,8 @@ def connect(cloud: str, region: str, settings: CollectionSettings) -> openstack.
             cloud=cloud, region_name=region or None, api_timeout=settings.timeout
         )
         conn = openstack.connection.Connection(config=region_config, app_name="auditor", app_version=__version__)
-        pool = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency))
+        # keystoneauth's own adapter, with room for every concurrent listing on one connection pool
+        pool = TCPKeepAliveAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency))
         conn.session.session.mount("http://", pool)
         conn.session.session.mount("https://", pool)
         conn.authorize()
@@ -163,8 +170,17 @@ class Collector:
         self.close()
 
     def collect(self, target: CloudTarget, region: str) -> RegionSnapshot:
+        """Collect one region; the snapshot's pages live in this collector's spool until it is closed."""
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         conn = connect(target.name, region, self.settings)
+        connections = [conn]
+        try:
+            return self._collect(conn, connections, target, region, started)
+        finally:
+            for connection in connections:
+                connection.close()
+
+    def _collect(self, conn, connections, target: CloudTarget, region: str, started: datetime) -> RegionSnapshot:
         access = conn.session.auth.get_access(conn.session)
         pager = Pager(self.settings.retries, self.stop, self.spool)
         microversion = sdk_utils.maximum_supported_microversion(conn.compute, CLIENT_MAX_MICROVERSION)
@@ -189,6 +205,7 @@ class Collector:
         else:
             projects, accessible = self._user_projects(conn, pager, access)
             units, unscoped = self._project_units(conn, access, accessible)
+            connections.extend(unit.conn for unit in units if unit.conn is not conn)
             snapshot.scope_project_ids = sorted(u.pager.project_id for u in units)
         snapshot.listings["projects"] = projects
 
