@@ -32,10 +32,6 @@ _CREDENTIAL_VALUE = re.compile(_VALUE_PATTERN)
 CANDIDATE_PATTERN = f"(?i)({_KEY_PATTERN})|({_VALUE_PATTERN})"
 
 
-def is_credential_key(key: str) -> bool:
-    return bool(_CREDENTIAL_KEY.search(key))
-
-
 def redact_mapping(mapping: dict | None) -> dict | None:
     """A copy of a flat key/value mapping (metadata, image properties) with credential-like values masked."""
     if not mapping:
@@ -44,7 +40,7 @@ def redact_mapping(mapping: dict | None) -> dict | None:
     for key, value in mapping.items():
         if key in DROPPED_KEYS:
             continue
-        if is_credential_key(key) or (isinstance(value, str) and _CREDENTIAL_VALUE.search(value)):
+        if _CREDENTIAL_KEY.search(key) or (isinstance(value, str) and _CREDENTIAL_VALUE.search(value)):
             clean[key] = REDACTED
         else:
             clean[key] = value

@@ -43,7 +43,6 @@ RESOURCE_TABLES = (
     "server_security_groups",
     "floating_ips",
 )
-SNAPSHOT_TABLES = ("snapshot_resources", "collection_errors") + RESOURCE_TABLES
 
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
