@@ -27,15 +27,15 @@ EXIT_FAILED = 3
 class Context:
     def __init__(self, config_path, database):
         self._config_path = config_path
-        self._database = database
+        self.database_override = database
         self._config: Config | None = None
 
     @property
     def config(self) -> Config:
         if self._config is None:
             config = load_config(self._config_path)
-            if self._database:
-                config = dataclasses.replace(config, database=Path(self._database))
+            if self.database_override:
+                config = dataclasses.replace(config, database=Path(self.database_override))
             self._config = config
         return self._config
 
@@ -214,7 +214,10 @@ def fake_cloud(fixture, generate, seed, host, port, cloud_name, write_clouds_yam
     click.echo(f"# fake cloud listening on {cloud.url}; clouds.yaml entry:")
     click.echo(text, nl=False)
     sys.stdout.flush()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def stop_serving(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_serving)
     try:
         cloud.serve_forever()
     except KeyboardInterrupt:
@@ -237,7 +240,7 @@ def demo(obj: Context, out_dir):
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    database = Path(obj._database) if obj._database else out / "audit.duckdb"
+    database = Path(obj.database_override) if obj.database_override else out / "audit.duckdb"
     config = Config(source=None, database=database, collection=CollectionSettings())
     with FakeCloud(load_fixture(data_dir("sample_data") / "demo-cloud")) as cloud, \
             tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp:

@@ -60,11 +60,13 @@ def test_a_passing_fault_is_retried(clouds_yaml, fake_cloud, fault):
     "fault, expect",
     [
         ({"status": 500}, "HTTP 500"),
+        ({"status": 401}, "HTTP 401"),
+        ({"status": 404}, "HTTP 404"),
         ({"drop": True}, "request failed"),
         ({"malformed": True}, "malformed JSON"),
         ({"latency": 2.5}, "timed out"),
     ],
-    ids=["500", "dropped", "malformed", "timeout"],
+    ids=["500", "401", "404", "dropped", "malformed", "timeout"],
 )
 def test_a_lasting_fault_is_recorded(clouds_yaml, fake_cloud, fault, expect):
     fake_cloud.add_fault(r"/os-server-groups", **fault)
