@@ -116,3 +116,26 @@ def test_fixture_loading_names_the_broken_file(tmp_path):
     (broken / "ports.json").write_text('{"ports": [1, 2]}')
     with pytest.raises(ConfigError, match="ports.json"):
         load_fixture(broken)
+
+
+def test_rules_are_listed_on_their_own_when_groups_do_not_embed_them(tmp_path, monkeypatch, demo_fixture):
+    import copy
+
+    from conftest import write_clouds_yaml
+
+    from auditor.fakecloud import FakeCloud
+
+    fixture = copy.deepcopy(demo_fixture)
+    fixture["cloud"]["embed_security_group_rules"] = False
+    with FakeCloud(fixture) as cloud:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
+            tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
+        database = tmp_path / "audit.duckdb"
+        [result] = snapshot_into(database, page_size=10)
+        assert len(cloud.requests_to(r"/security-group-rules\?")) >= 2
+    assert result.status == "complete"
+    expected = sorted((r["id"], r["security_group_id"], r["protocol"])
+                      for g in demo_fixture["security_groups"] for r in g["security_group_rules"])
+    assert sorted(query(database, "SELECT id, security_group_id, protocol FROM security_group_rules")) == expected
+    counts = dict(query(database, "SELECT id, rule_count FROM security_groups"))
+    assert counts == {g["id"]: len(g["security_group_rules"]) for g in demo_fixture["security_groups"]}

@@ -27,13 +27,7 @@ from openstack import utils as sdk_utils
 from openstack.config import OpenStackConfig
 
 from auditor import __version__
-from auditor.collect.paging import (
-    CollectionFailure,
-    Listing,
-    Pager,
-    embedded_count,
-    items_lacking,
-)
+from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_lists
 from auditor.config import CloudTarget, CollectionSettings
 from auditor.errors import CollectionCancelled, CollectionError
 
@@ -334,9 +328,10 @@ class Collector:
         def security_groups():
             groups = pager.list_marker_paged(conn.network, "/security-groups", {"limit": page},
                                              Listing("security_groups", "security_groups"), "security_groups_links")
-            if groups.complete and not items_lacking(groups, "security_group_rules"):
+            lacking, embedded = embedded_lists(groups, "security_group_rules")
+            if groups.complete and not lacking:
                 rules = Listing("security_group_rules", "security_group_rules", embedded=True)
-                rules.count = embedded_count(groups, "security_group_rules")
+                rules.count = embedded
             else:  # rules not embedded (or groups failed): list them on their own
                 rules = pager.list_marker_paged(conn.network, "/security-group-rules", {"limit": page},
                                                 Listing("security_group_rules", "security_group_rules"),

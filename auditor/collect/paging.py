@@ -102,26 +102,18 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _scalar(sql: str):
-    return _duckdb().execute(sql).fetchall()[0][0]
-
-
-def embedded_count(listing: Listing, field_name: str) -> int:
-    """How many records are embedded under `field_name` in the records of `listing`."""
+def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
+    """For records that embed a list under `field_name` (groups and their rules): how many records lack
+    that list, and how many entries the lists hold in all. One pass over the spooled pages."""
     if not listing.spools:
-        return 0
+        return 0, 0
     schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
-    return _scalar(f"SELECT coalesce(sum(json_array_length(r.\"{field_name}\")), 0) FROM "
-                   f"(SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r FROM {listing.pages_sql()})")
-
-
-def items_lacking(listing: Listing, field_name: str) -> int:
-    """How many records of `listing` have no list under `field_name` (say, groups without embedded rules)."""
-    if not listing.spools:
-        return 0
-    schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
-    return _scalar(f"SELECT count(*) FROM (SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r "
-                   f"FROM {listing.pages_sql()}) WHERE json_type(r.\"{field_name}\") IS DISTINCT FROM 'ARRAY'")
+    lacking, entries = _duckdb().execute(
+        f"SELECT count(*) FILTER (WHERE json_type(r.\"{field_name}\") IS DISTINCT FROM 'ARRAY'), "
+        f"coalesce(sum(json_array_length(r.\"{field_name}\")), 0) "
+        f"FROM (SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r FROM {listing.pages_sql()})"
+    ).fetchall()[0]
+    return lacking, entries
 
 
 def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:

@@ -122,7 +122,12 @@ class FakeCloud:
             "flavors": _Collection(fixture.get("flavors", []), None),
             "server_groups": _Collection(fixture.get("server_groups", []), "project_id"),
             "images": _Collection(fixture.get("images", []), "owner"),
-            "security_groups": _Collection(fixture.get("security_groups", []), "project_id"),
+            "security_groups": _Collection(
+                fixture.get("security_groups", []) if self.cloud.get("embed_security_group_rules", True)
+                else [{k: v for k, v in g.items() if k != "security_group_rules"}
+                      for g in fixture.get("security_groups", [])],
+                "project_id",
+            ),
             "security_group_rules": _Collection(
                 [r for g in fixture.get("security_groups", []) for r in g.get("security_group_rules", [])],
                 "project_id",

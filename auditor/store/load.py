@@ -238,6 +238,12 @@ def derive(con, snapshot_id: int) -> None:
         FROM (SELECT name, any_value(id) AS id FROM flavors WHERE snapshot_id = $1 GROUP BY name
               HAVING count(*) = 1) u
         WHERE servers.snapshot_id = $1 AND servers.flavor_id IS NULL AND servers.flavor_name = u.name""", sid)
+    # Groups served without their embedded rules: count the rules listed on their own.
+    con.execute("""
+        UPDATE security_groups SET rule_count = (
+            SELECT count(*) FROM security_group_rules r
+            WHERE r.snapshot_id = $1 AND r.security_group_id = security_groups.id)
+        WHERE snapshot_id = $1 AND rule_count IS NULL""", sid)
     con.execute("""
         INSERT INTO server_security_groups (snapshot_id, server_id, port_id, security_group_id)
         SELECT snapshot_id, device_id, id, unnest(security_group_ids)
