@@ -75,6 +75,7 @@ def test_a_lasting_fault_is_recorded(clouds_yaml, fake_cloud, fault, expect):
     [failure] = snapshot.failures
     assert failure.resource_type == "server_groups"
     assert expect in failure.message
+    assert "truncated" not in failure.message  # no part of the body is quoted back
     assert len(records(snapshot, "servers")) > 0
 
 

@@ -133,7 +133,9 @@ def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:
             [f'$."{key}"', f'$."{key}"', paths, text],
         ).fetchall()[0]
     except duckdb.Error as exc:
-        raise ValueError(f"malformed JSON in response: {str(exc).splitlines()[0]}") from None
+        # DuckDB quotes the start of the input after "Input:"; a body may hold secrets, so cut it there.
+        reason = str(exc).splitlines()[0].split(" Input:")[0]
+        raise ValueError(f"malformed JSON in response: {reason}") from None
     if kind != "ARRAY":
         raise ValueError(f"response has no list under {key!r}")
     return PageInfo(
