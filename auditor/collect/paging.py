@@ -126,17 +126,22 @@ def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"response is not UTF-8: {exc}") from None
+    items_path = f'$."{key}"'
     paths = [f"$.{links_key or '__none__'}", "$.next", "$.truncated"]
     try:
-        kind, count, (links, next_href, truncated) = con.execute(
-            "SELECT json_type(b, ?), json_array_length(b, ?), json_extract(b, ?) FROM (SELECT ?::VARCHAR AS b)",
-            [f'$."{key}"', f'$."{key}"', paths, text],
+        # Each JSON function parses the whole page; two calls cover a full page, a third only an empty one.
+        count, (links, next_href, truncated) = con.execute(
+            "SELECT json_array_length(b, ?), json_extract(b, ?) FROM (SELECT ?::VARCHAR AS b)",
+            [items_path, paths, text],
         ).fetchall()[0]
+        # json_array_length is 0 for an object or a string too: only a real list may be empty
+        if count == 0 and con.execute("SELECT json_type(?::VARCHAR, ?)", [text, items_path]).fetchall()[0][0] != "ARRAY":
+            count = None
     except duckdb.Error as exc:
         # DuckDB quotes the start of the input after "Input:"; a body may hold secrets, so cut it there.
         reason = str(exc).splitlines()[0].split(" Input:")[0]
         raise ValueError(f"malformed JSON in response: {reason}") from None
-    if kind != "ARRAY":
+    if count is None:
         raise ValueError(f"response has no list under {key!r}")
     return PageInfo(
         count=count,
