@@ -66,7 +66,7 @@ class Listing:
 
     def pages_sql(self) -> str:
         """A FROM clause giving one row per page, its JSON body in column `body`."""
-        files = ", ".join(_literal(str(path)) for path in self.spools)
+        files = ", ".join(sql_literal(str(path)) for path in self.spools)
         # Its read buffers grow with maximum_object_size, so ask for no more than these pages need.
         limit = max(16 * 2**20, 2 * self.largest_page)
         return (f"(SELECT json AS body FROM read_json_objects([{files}], format = 'unstructured', "
@@ -98,7 +98,8 @@ def _duckdb():
     return con
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """`text` as a SQL string literal, for the places DuckDB wants a constant (file lists, JSON shapes)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -107,7 +108,7 @@ def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
     that list, and how many entries the lists hold in all. One pass over the spooled pages."""
     if not listing.spools:
         return 0, 0
-    schema = _literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
+    schema = sql_literal(orjson.dumps({listing.key: [{field_name: "JSON"}]}).decode())
     lacking, entries = _duckdb().execute(
         f"SELECT count(*) FILTER (WHERE json_type(r.\"{field_name}\") IS DISTINCT FROM 'ARRAY'), "
         f"coalesce(sum(json_array_length(r.\"{field_name}\")), 0) "

@@ -14,7 +14,7 @@ import json
 
 import orjson
 
-from auditor.collect.paging import Listing
+from auditor.collect.paging import Listing, sql_literal
 from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, redact_record
 
 # The core Glance fields; every other top-level key of an image is a free-form property.
@@ -33,10 +33,6 @@ def _ts(expr: str) -> str:
 
 def _patch_removing(keys) -> str:
     return json.dumps({k: None for k in keys})
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # table -> (json_transform schema of one record, SELECT list over `s` (the struct) and `item` (raw text))
@@ -74,7 +70,7 @@ _SERVER_SELECT = f"""
     s.server_groups, s.tags, s.locked, s.description, nullif(s.config_drive, '') AS config_drive,
     s.fault.code AS fault_code, s.fault.message AS fault_message, {_ts('s.fault.created')} AS fault_created_at,
     (s.status = 'UNKNOWN' AND NOT json_exists(item, '$.name')) AS down_cell,
-    json_merge_patch(item, {_sql_string(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw
+    json_merge_patch(item, {sql_literal(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw
 """
 
 _NEUTRON_BASE = {"id": "VARCHAR", "project_id": "VARCHAR", "tenant_id": "VARCHAR", "description": "VARCHAR",
@@ -124,8 +120,8 @@ TABLES = {
         f"""s.id, s.name, s.status, s.visibility, s.owner AS project_id, s.os_hidden, s.protected, s.disk_format,
            s.container_format, s.size AS size_bytes, s.virtual_size AS virtual_size_bytes, s.min_disk AS min_disk_gb,
            s.min_ram AS min_ram_mb, {_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at, s.tags,
-           json_merge_patch(item, {_sql_string(_patch_removing(IMAGE_CORE_KEYS))}) AS properties,
-           json_merge_patch(item, {_sql_string(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw""",
+           json_merge_patch(item, {sql_literal(_patch_removing(IMAGE_CORE_KEYS))}) AS properties,
+           json_merge_patch(item, {sql_literal(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw""",
     ),
     "security_groups": (
         {**_NEUTRON_BASE, "name": "VARCHAR", "stateful": "BOOLEAN", "shared": "BOOLEAN",
@@ -174,7 +170,7 @@ _EXTRA_STRUCT = {
 
 def _items_sql(key: str, pages: str) -> str:
     """One row per record, `item` its raw JSON text, from `pages` (one body per row)."""
-    schema = _sql_string(json.dumps({key: ["JSON"]}))
+    schema = sql_literal(json.dumps({key: ["JSON"]}))
     return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item FROM {pages}'
 
 
@@ -199,7 +195,7 @@ def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Li
     key = _quote(_schema_key(table))
     records = f"""
         SELECT item, s{extra} FROM (
-            SELECT item, json_transform(item, {_sql_string(json.dumps(schema))}) AS s FROM ({items})
+            SELECT item, json_transform(item, {sql_literal(json.dumps(schema))}) AS s FROM ({items})
         )"""
     if pages_from.units > 1:  # several projects list shared resources: keep each record once
         dropped = con.execute(f"SELECT count(*) FROM ({records}) WHERE s.{key} IS NULL").fetchall()[0][0]
