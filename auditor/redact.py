@@ -2,20 +2,21 @@
 
 Nova returns `adminPass` on create and `OS-EXT-SRV-ATTR:user_data` (base64 cloud-init, often holding
 passwords) from 2.3 on; users put credentials in server metadata and image properties. Secret-bearing keys
-are dropped; credential-like metadata keys keep their key (that a secret sits there is itself worth an audit)
-but lose their value.
+of a record are dropped; in metadata and image properties, credential-like keys (those of DROPPED_KEYS
+included) keep their key but lose their value: that a secret sits there is itself a finding
+(rules server_metadata_has_no_credentials, image_properties_have_no_credentials).
 """
 
 import re
 
 REDACTED = "[REDACTED]"
 
-# Keys whose whole value is a secret or may carry one; dropped wherever they appear.
+# Keys whose whole value is a secret or may carry one: dropped from records, masked in metadata/properties.
 DROPPED_KEYS = frozenset({"adminPass", "admin_pass", "user_data", "OS-EXT-SRV-ATTR:user_data", "password"})
 
 _KEY_PATTERN = (
     r"pass(word|wd|phrase)?|pwd|secret|token|credential|private[-_ ]?key|api[-_ ]?key|access[-_ ]?key"
-    r"|auth|session[-_ ]?key"
+    r"|auth|session[-_ ]?key|user[-_ ]?data"
 )
 _VALUE_PATTERN = (
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----"
@@ -38,9 +39,7 @@ def redact_mapping(mapping: dict | None) -> dict | None:
         return mapping
     clean = {}
     for key, value in mapping.items():
-        if key in DROPPED_KEYS:
-            continue
-        if _CREDENTIAL_KEY.search(key) or (isinstance(value, str) and _CREDENTIAL_VALUE.search(value)):
+        if key in DROPPED_KEYS or _CREDENTIAL_KEY.search(key) or (isinstance(value, str) and _CREDENTIAL_VALUE.search(value)):
             clean[key] = REDACTED
         else:
             clean[key] = value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,34 @@ def test_every_text_column_is_free_of_demo_secrets(clouds_yaml, tmp_path, demo_f
         hits = query(database, f"SELECT DISTINCT place FROM ({every_text}) WHERE contains(text, ?)", [secret])
         assert hits == [], f"{secret!r} found in {hits}"
     assert query(database, "SELECT count(*) FROM servers WHERE metadata->>'db_password' = '[REDACTED]'")[0][0] == 1
+
+
+def test_secret_keys_in_metadata_and_image_properties_are_masked_not_dropped(tmp_path, demo_fixture, monkeypatch):
+    """A password in metadata is itself a finding: its key stays, its value never reaches the database."""
+    import copy
+
+    from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS
+
+    assert all(re.search(CANDIDATE_PATTERN.replace("(?i)", ""), key, re.IGNORECASE) for key in DROPPED_KEYS)
+    fixture = copy.deepcopy(demo_fixture)
+    server = next(s for s in fixture["servers"] if s["name"] == "shop-frontend-2")
+    server["metadata"].update(password="plain-pw-1", user_data="I2Nsb3VkLWNvbmZpZyBwdzE=")
+    image = next(i for i in fixture["images"] if i["name"] == "debian-12-genericcloud")
+    image.update(password="img-pw-2", user_data="I2Nsb3VkLWNvbmZpZyBwdzI=")
+    database = tmp_path / "audit.duckdb"
+    with FakeCloud(fixture) as cloud:
+        clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+        snapshot_into(database)
+    for secret in ("plain-pw-1", "I2Nsb3VkLWNvbmZpZyBwdzE=", "img-pw-2", "I2Nsb3VkLWNvbmZpZyBwdzI="):
+        assert query(database, "SELECT count(*) FROM servers WHERE contains(raw::VARCHAR || metadata::VARCHAR, ?)",
+                     [secret]) == [(0,)]
+        assert query(database, "SELECT count(*) FROM images WHERE contains(raw::VARCHAR || properties::VARCHAR, ?)",
+                     [secret]) == [(0,)]
+    assert query(database, "SELECT metadata->>'password', metadata->>'user_data' FROM servers "
+                           "WHERE name = 'shop-frontend-2'") == [("[REDACTED]", "[REDACTED]")]
+    assert query(database, "SELECT properties->>'password', raw->>'user_data' FROM images "
+                           "WHERE name = 'debian-12-genericcloud'") == [("[REDACTED]", "[REDACTED]")]
 
 
 def test_latest_views_show_the_newest_complete_snapshot(clouds_yaml, fake_cloud, tmp_path):
@@ -196,3 +225,4 @@ def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixtu
         write_clouds_yaml(clouds, {"demo": demo.clouds_yaml_entry()})
         assert run_cli("--database", str(database), "snapshot", "--cloud", "demo", env=env).returncode == 0
     assert not list(tmp_path.glob(".auditor-spool-*"))
+

@@ -121,7 +121,7 @@ TABLES = {
            s.container_format, s.size AS size_bytes, s.virtual_size AS virtual_size_bytes, s.min_disk AS min_disk_gb,
            s.min_ram AS min_ram_mb, {_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at, s.tags,
            json_merge_patch(item, {sql_literal(_patch_removing(IMAGE_CORE_KEYS))}) AS properties,
-           json_merge_patch(item, {sql_literal(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw""",
+           item AS raw""",  # secrets among the properties are masked, keys kept, by redact_candidates
     ),
     "security_groups": (
         {**_NEUTRON_BASE, "name": "VARCHAR", "stateful": "BOOLEAN", "shared": "BOOLEAN",
