@@ -15,6 +15,7 @@ test: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/snapshot.py
+	$(BIN)/python bench/rules.py
 
 # System packages: the venv module (python3-venv on Debian). Report rendering will add its own here.
 sysdeps:

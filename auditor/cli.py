@@ -17,11 +17,13 @@ import yaml
 
 from auditor import __version__
 from auditor.config import CloudTarget, Config, load_config
-from auditor.errors import AuditorError, CollectionCancelled, ConfigError
+from auditor.errors import AuditorError, CollectionCancelled, ConfigError, RuleError
 from auditor.output import render
 
 EXIT_PARTIAL = 1
 EXIT_FAILED = 3
+EXIT_FINDINGS = 8  # --fail-on: new findings at or above the threshold
+SEVERITY_CHOICE = click.Choice(["critical", "high", "medium", "low", "info"])
 
 
 class Context:
@@ -74,34 +76,45 @@ def main() -> None:
 
 
 # -- snapshot ---------------------------------------------------------------------------------------------
+_cloud_option = click.option("--cloud", "cloud_name", envvar="OS_CLOUD",
+                             help="Cloud name from clouds.yaml (default: $OS_CLOUD, else the clouds in auditor.toml).")
+_region_option = click.option("--region", "regions", multiple=True,
+                              help="Region to collect; repeat for several (default: all).")
+_scope_option = click.option("--scope", type=click.Choice(["auto", "cloud", "project"]), default=None,
+                             help="auto: cloud-wide with admin credentials, else the user's projects.")
+
+
 @cli.command()
-@click.option("--cloud", "cloud_name", envvar="OS_CLOUD",
-              help="Cloud name from clouds.yaml (default: $OS_CLOUD, else the clouds in auditor.toml).")
-@click.option("--region", "regions", multiple=True, help="Region to collect; repeat for several (default: all).")
-@click.option("--scope", type=click.Choice(["auto", "cloud", "project"]), default=None,
-              help="auto: cloud-wide with admin credentials, else the user's projects.")
+@_cloud_option
+@_region_option
+@_scope_option
 @click.pass_obj
 def snapshot(obj: Context, cloud_name, regions, scope):
     """Snapshot clouds into the database; exit 1 if any snapshot is partial, 3 if one failed."""
     config = obj.config
-    targets = _targets(config, cloud_name, regions, scope)
+    results = _snapshot(config, _targets(config, cloud_name, regions, scope))
+    click.echo(f"database: {config.database}  (read-only copy for SQL: {_published(config)})")
+    sys.exit(_snapshot_exit(results))
+
+
+def _snapshot(config: Config, targets: list[CloudTarget]):
     from auditor.pipeline import snapshot_targets
 
     with _stop_on_signals() as stop:
         results = snapshot_targets(config, targets, stop)
-    worst = 0
     for result in results:
         click.echo(result.summary())
-        if result.status == "partial":
-            worst = max(worst, EXIT_PARTIAL)
+        if result.status != "complete":
             for line in result.error_lines():
                 click.echo(f"  {line}", err=True)
-        elif result.status == "failed":
-            worst = max(worst, EXIT_FAILED)
-            for line in result.error_lines():
-                click.echo(f"  {line}", err=True)
-    click.echo(f"database: {config.database}  (read-only copy for SQL: {_published(config)})")
-    sys.exit(worst)
+    return results
+
+
+def _snapshot_exit(results) -> int:
+    worst = 0
+    for result in results:
+        worst = max(worst, {"partial": EXIT_PARTIAL, "failed": EXIT_FAILED}.get(result.status, 0))
+    return worst
 
 
 def _targets(config: Config, cloud_name, regions, scope) -> list[CloudTarget]:
@@ -187,6 +200,255 @@ def sql(obj: Context, query, fmt):
     click.echo(render(columns, rows, fmt), nl=False)
 
 
+# -- evaluate / run ---------------------------------------------------------------------------------------
+def _ruleset(config: Config):
+    from auditor.rules.evaluate import load_ruleset
+
+    return load_ruleset(config.rules, config.source)
+
+
+def _report_evaluations(results, fail_on) -> int:
+    for result in results:
+        click.echo(result.summary())
+        for rule_id, message in result.rule_errors:
+            click.echo(f"  rule error: {rule_id}: {message}", err=True)
+        for rule_id, message in result.incomplete:
+            click.echo(f"  incomplete: {rule_id}: {message}", err=True)
+        for note in result.waiver_notes:
+            click.echo(f"  {note}", err=True)
+    if fail_on:
+        hits = sum(r.new_at_or_above(fail_on) for r in results)
+        if hits:
+            click.echo(f"auditor: {hits} new finding{'s' if hits != 1 else ''} of severity {fail_on} or worse "
+                       f"(--fail-on {fail_on})", err=True)
+            return EXIT_FINDINGS
+    return 0
+
+
+@cli.command("evaluate")
+@click.option("--snapshot", "snapshot_spec", default="latest", show_default=True,
+              help="Snapshot id, or 'latest': the newest snapshot of every cloud/region.")
+@click.option("--cloud", "cloud_name", help="With 'latest': only this cloud.")
+@click.option("--fail-on", type=SEVERITY_CHOICE,
+              help=f"Exit {EXIT_FINDINGS} when there are new unwaived findings of this severity or worse.")
+@click.pass_obj
+def evaluate_command(obj: Context, snapshot_spec, cloud_name, fail_on):
+    """Run every enabled rule on a snapshot and store the findings; print counts by severity and what is
+    new or resolved since the previous snapshot. Exits 0 whenever it ran, whatever it found."""
+    from auditor.rules.evaluate import evaluate, select_snapshots
+
+    config = obj.config
+    ruleset = _ruleset(config)
+    ids = select_snapshots(config.database, snapshot_spec, cloud_name)
+    with _stop_on_signals() as stop:
+        results = evaluate(config.database, ruleset, ids, stop=stop)
+    sys.exit(_report_evaluations(results, fail_on))
+
+
+@cli.command()
+@_cloud_option
+@_region_option
+@_scope_option
+@click.option("--fail-on", type=SEVERITY_CHOICE,
+              help=f"Exit {EXIT_FINDINGS} when there are new unwaived findings of this severity or worse.")
+@click.pass_obj
+def run(obj: Context, cloud_name, regions, scope, fail_on):
+    """The main job: snapshot, then evaluate every snapshot that holds data. Exit 1 if a snapshot is
+    partial, 3 if one failed, 8 on --fail-on findings."""
+    from auditor.rules.evaluate import evaluate
+
+    config = obj.config
+    ruleset = _ruleset(config)  # bad rules or waivers stop the job before it collects anything
+    results = _snapshot(config, _targets(config, cloud_name, regions, scope))
+    ids = [r.snapshot_id for r in results if r.snapshot_id is not None and r.status != "failed"]
+    with _stop_on_signals() as stop:
+        evaluations = evaluate(config.database, ruleset, ids, stop=stop)
+    code = _report_evaluations(evaluations, fail_on)
+    click.echo(f"database: {config.database}  (read-only copy for SQL: {_published(config)})")
+    sys.exit(max(_snapshot_exit(results), code))
+
+
+# -- findings ---------------------------------------------------------------------------------------------
+def _split(values) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+@cli.command()
+@click.option("--snapshot", "snapshot_spec", default="latest", show_default=True,
+              help="Snapshot id (its newest evaluation), or 'latest': the newest evaluation of every cloud/region.")
+@click.option("--evaluation", type=int, help="One evaluation by id.")
+@click.option("--cloud", "cloud_name", help="With 'latest': only this cloud.")
+@click.option("--severity", "severities", multiple=True, help="critical, high, medium, low, info; repeat or comma-separate.")
+@click.option("--status", "statuses", multiple=True, default=("fail",), show_default=True,
+              help="pass, fail, skip, info, error or all; repeat or comma-separate.")
+@click.option("--rule", "rule_id", help="Only this rule.")
+@click.option("--project", help="Only this project (id or name).")
+@click.option("--new", "new_only", is_flag=True, help="Only findings new since the previous snapshot.")
+@click.option("--resolved", is_flag=True, help="List what was resolved since the previous snapshot instead.")
+@click.option("--framework", help="Summarise pass/fail per control of a framework (e.g. cis_controls_v8).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N rows.")
+@click.pass_obj
+def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, statuses, rule_id, project, new_only,
+             resolved, framework, fmt, limit):
+    """List findings of the latest evaluation (or of --snapshot / --evaluation): failing ones by default,
+    most severe first, with whether each is new, waived, and when it was first seen."""
+    from auditor.rules.findings import (
+        FindingFilter,
+        framework_summary,
+        list_findings,
+        list_resolved,
+    )
+
+    severities, statuses = _split(severities), _split(statuses)
+    for value in severities:
+        if value not in SEVERITY_CHOICE.choices:
+            raise click.BadParameter(f"unknown severity {value!r}", param_hint="--severity")
+    for value in statuses:
+        if value not in ("pass", "fail", "skip", "info", "error", "all"):
+            raise click.BadParameter(f"unknown status {value!r}", param_hint="--status")
+    flt = FindingFilter(snapshot=snapshot_spec, evaluation=evaluation, cloud=cloud_name, severities=severities,
+                        statuses=() if "all" in statuses else statuses, rule=rule_id, project=project,
+                        new_only=new_only, limit=limit)
+    published = _published(obj.config)
+    if framework:
+        columns, rows = framework_summary(published, flt, _ruleset(obj.config).catalog, framework)
+    elif resolved:
+        columns, rows = list_resolved(published, flt)
+    else:
+        columns, rows = list_findings(published, flt)
+    click.echo(render(columns, rows, fmt), nl=False)
+
+
+# -- rules ------------------------------------------------------------------------------------------------
+@cli.group()
+def rules():
+    """List, show, validate and test rules (shipped ones and the folders in [rules] paths)."""
+
+
+@rules.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def rules_list(obj: Context, fmt):
+    """Every rule: id, severity, resource type, pack, whether enabled, title."""
+    from auditor.rules.catalog import SEVERITY_RANK
+
+    ruleset = _ruleset(obj.config)
+    enabled = {r.id for r in ruleset.enabled}
+    rows = [(r.id, r.severity, r.resource_type, r.pack, r.id in enabled, r.title)
+            for r in sorted(ruleset.catalog.rules.values(), key=lambda r: (SEVERITY_RANK[r.severity], r.id))]
+    click.echo(render(["rule_id", "severity", "resource_type", "pack", "enabled", "title"], rows, fmt), nl=False)
+
+
+@rules.command("show")
+@click.argument("rule_id")
+@click.pass_obj
+def rules_show(obj: Context, rule_id):
+    """One rule: metadata, parameters in effect, framework controls, file and query."""
+    ruleset = _ruleset(obj.config)
+    rule = ruleset.catalog.rules.get(rule_id)
+    if rule is None:
+        raise click.BadParameter(f"unknown rule {rule_id!r} (see `auditor rules list`)", param_hint="RULE_ID")
+    params = ruleset.params.get(rule.id, rule.params)
+    click.echo(f"{rule.id}  [{rule.severity}] {rule.title}")
+    click.echo(f"resource type: {rule.resource_type}    pack: {rule.pack}    file: {rule.path}")
+    click.echo(f"enabled: {'yes' if rule.id in ruleset.params else 'no (rules.disabled)'}")
+    for label, text in (("description", rule.description), ("rationale", rule.rationale),
+                        ("remediation", rule.remediation)):
+        click.echo(f"\n{label}:\n  {text}")
+    if params:
+        click.echo("\nparameters:")
+        for name, value in params.items():
+            note = "" if value == rule.params.get(name) else f"   (default {rule.params.get(name)!r})"
+            click.echo(f"  {name} = {value!r}{note}")
+    controls = ruleset.catalog.controls_of(rule.id)
+    if controls:
+        click.echo("\nframeworks:")
+        for framework_id, control_ids in controls.items():
+            click.echo(f"  {framework_id}: {', '.join(control_ids)}")
+    for url in rule.references:
+        click.echo(f"reference: {url}")
+    click.echo("\nquery:")
+    click.echo(rule.sql.split("---*/", 1)[1].strip())
+
+
+def _roots_with(config: Config, path: str | None):
+    """The [rules] settings, with the folder of `path` added to the rule folders when it is not one yet."""
+    settings = config.rules
+    if path:
+        folder = Path(path)
+        if not folder.exists():
+            raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
+        if folder.is_file():
+            folder = folder.parent
+        if folder.resolve() not in [p.resolve() for p in settings.paths]:
+            settings = dataclasses.replace(settings, paths=settings.paths + (folder,))
+    return settings
+
+
+def _selected(ruleset, path: str | None):
+    if not path:
+        return ruleset.enabled
+    target = Path(path).resolve()
+    chosen = [r for r in ruleset.catalog.rules.values()
+              if r.path.resolve() == target or target in r.path.resolve().parents]
+    return sorted(chosen, key=lambda r: r.id)
+
+
+@rules.command("validate")
+@click.argument("path", required=False)
+@click.pass_obj
+def rules_validate(obj: Context, path):
+    """Check rule files (all, or those under PATH), framework files, the instance-type mapping and the
+    waivers: YAML, keys, severities, parameters, and each query against the real schema. Lists every
+    problem as file:line and exits 6 if there is one."""
+    from auditor.rules.evaluate import check_catalog_sql, load_ruleset
+
+    config = obj.config
+    ruleset = load_ruleset(_roots_with(config, path), config.source)
+    selected = _selected(ruleset, path)
+    if path and not selected:
+        raise RuleError(f"{path}: no rule file (*.sql) found there")
+    problems = check_catalog_sql(ruleset, selected)
+    if problems:
+        raise RuleError(problems)
+    click.echo(f"{len(selected)} rules valid; {len(ruleset.catalog.frameworks)} frameworks, "
+               f"{len(ruleset.instance_types)} instance types, {len(ruleset.waivers)} waivers checked")
+
+
+@rules.command("test")
+@click.argument("path", required=False)
+@click.option("-q", "--quiet", is_flag=True, help="Print failures and the summary only.")
+@click.pass_obj
+def rules_test(obj: Context, path, quiet):
+    """Run each rule's test cases (<rule_id>.test.yaml beside it): all rules, or those under PATH.
+    Exits 6 if a case fails or a rule has no case."""
+    from auditor.rules.cases import run_rule_cases
+    from auditor.rules.evaluate import load_ruleset
+
+    config = obj.config
+    ruleset = load_ruleset(_roots_with(config, path), config.source)
+    selected = _selected(ruleset, path) if path else sorted(ruleset.catalog.rules.values(), key=lambda r: r.id)
+    failed, total, problems = 0, 0, []
+    for rule in selected:
+        results = run_rule_cases(rule)
+        if not results:
+            problems.append(f"{rule.path}: no test cases ({rule.cases_path.name} is missing)")
+        for result in results:
+            total += 1
+            if result.passed:
+                if not quiet:
+                    click.echo(f"PASS {rule.id}: {result.name}")
+            else:
+                failed += 1
+                click.echo(f"FAIL {rule.id}: {result.name}")
+                for problem in result.problems:
+                    click.echo(f"     {problem}")
+    click.echo(f"{total - failed} of {total} cases passed in {len(selected)} rules")
+    if failed or problems:
+        raise RuleError(problems + ([f"{failed} case(s) failed"] if failed else []))
+
+
 # -- fake-cloud -------------------------------------------------------------------------------------------
 @cli.command("fake-cloud")
 @click.option("--fixture", type=click.Path(file_okay=False), help="Fixture directory (default: the demo cloud).")
@@ -230,18 +492,23 @@ def fake_cloud(fixture, generate, seed, host, port, cloud_name, write_clouds_yam
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="output/demo", show_default=True,
               help="Folder for the demo database.")
+@click.option("--top", type=click.IntRange(min=0), default=15, show_default=True, help="Findings to print.")
 @click.pass_obj
-def demo(obj: Context, out_dir):
-    """Run the main job on the embedded demo cloud: serve it on 127.0.0.1, snapshot it, summarize."""
+def demo(obj: Context, out_dir, top):
+    """Run the main job on the embedded demo cloud: serve it on 127.0.0.1, snapshot it, evaluate every
+    rule, and print an inventory summary and the top findings."""
     from auditor.config import CollectionSettings
     from auditor.fakecloud import FakeCloud, load_fixture
     from auditor.pipeline import inventory_summary, snapshot_targets
     from auditor.resources import data_dir
+    from auditor.rules.evaluate import evaluate
+    from auditor.rules.findings import top_findings
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     database = Path(obj.database_override) if obj.database_override else out / "audit.duckdb"
     config = Config(source=None, database=database, collection=CollectionSettings())
+    ruleset = _ruleset(config)
     with FakeCloud(load_fixture(data_dir("sample_data") / "demo-cloud")) as cloud, \
             tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp:
         clouds_yaml = Path(tmp) / "clouds.yaml"
@@ -252,12 +519,22 @@ def demo(obj: Context, out_dir):
             results = snapshot_targets(config, [CloudTarget("demo")], stop)
     for result in results:
         click.echo(result.summary())
+    published = _published(config)
     click.echo("")
-    click.echo(inventory_summary(_published(config), results[-1].snapshot_id), nl=False)
+    click.echo(inventory_summary(published, results[-1].snapshot_id), nl=False)
+    click.echo("")
+    evaluations = evaluate(database, ruleset, [r.snapshot_id for r in results if r.status != "failed"])
+    _report_evaluations(evaluations, None)
+    if evaluations and top:
+        columns, rows = top_findings(published, evaluations[-1].evaluation_id, top)
+        click.echo(f"\nTop findings ({len(rows)} shown; all of them: auditor --database {database} findings):")
+        click.echo(render(columns, rows, "table"), nl=False)
     click.echo("")
     click.echo(f"DuckDB snapshot database: {database.resolve()}")
-    click.echo(f"Read-only copy for SQL:   {_published(config).resolve()}")
-    click.echo(f'Try: .venv/bin/auditor --database {database} sql "select status, count(*) from latest_servers group by 1"')
+    click.echo(f"Read-only copy for SQL:   {published.resolve()}")
+    click.echo(f"Try: .venv/bin/auditor --database {database} findings --severity critical,high")
+    click.echo(f'     .venv/bin/auditor --database {database} sql "select rule_id, status, count(*) '
+               f'from latest_findings group by all order by all"')
     sys.exit(0 if all(r.status == "complete" for r in results) else EXIT_PARTIAL)
 
 

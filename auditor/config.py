@@ -36,15 +36,28 @@ class CloudTarget:
 
 
 @dataclass(frozen=True)
+class RulesSettings:
+    paths: tuple[Path, ...] = ()  # rule folders added to the shipped catalog
+    builtin: bool = True  # load the shipped catalog (rules/ of the installation)
+    disabled: tuple[str, ...] = ()  # rule ids not to run
+    instance_types: Path | None = None  # the approved instance-type mapping; None: the shipped one
+    waivers: Path | None = None
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule id -> parameter -> value
+    timeout: float = 300.0  # seconds one rule may run before it is stopped and reported as an error
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None
     database: Path
     clouds: tuple[CloudTarget, ...] = ()
     database_memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's limit while a snapshot is written
     collection: CollectionSettings = field(default_factory=CollectionSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
 
 
-_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection"}
+_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules"}
+_RULES_KEYS = {"paths", "builtin", "disabled", "instance_types", "waivers", "params", "timeout"}
 _CLOUD_KEYS = {"name", "regions", "scope"}
 _COLLECTION_LIMITS = {  # key: (type, minimum, maximum)
     "timeout": (float, 1, 3600),
@@ -115,7 +128,52 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
             )
         settings[key] = kind(value)
     return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
-                  database_memory_limit=memory_limit.strip())
+                  database_memory_limit=memory_limit.strip(), rules=_parse_rules(data.get("rules", {}), source))
+
+
+def _parse_rules(raw: Any, source: Path) -> RulesSettings:
+    """[rules]: which rules run and with what. Parameter names and types are checked against the rules
+    themselves when they are loaded (auditor/rules/evaluate.py), since only the rule files know them."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key 'rules' must be a table, got {_kind(raw)}")
+    _reject_unknown(raw, _RULES_KEYS, source, "rules.")
+    base = source.parent
+
+    def path_of(key: str, value: Any) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{source}: key 'rules.{key}' must be a path string, got {value!r}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base / path
+
+    paths = raw.get("paths", [])
+    if not isinstance(paths, list):
+        raise ConfigError(f"{source}: key 'rules.paths' must be a list of rule folders, got {_kind(paths)}")
+    folders = tuple(path_of("paths", p) for p in paths)
+    for folder in folders:
+        if not folder.is_dir():
+            raise ConfigError(f"{source}: key 'rules.paths': rule folder {folder} does not exist")
+    builtin = raw.get("builtin", True)
+    if not isinstance(builtin, bool):
+        raise ConfigError(f"{source}: key 'rules.builtin' must be true or false, got {builtin!r}")
+    disabled = raw.get("disabled", [])
+    if not isinstance(disabled, list) or not all(isinstance(d, str) and d for d in disabled):
+        raise ConfigError(f"{source}: key 'rules.disabled' must be a list of rule ids, got {disabled!r}")
+    files = {}
+    for key in ("instance_types", "waivers"):
+        if key in raw:
+            files[key] = path_of(key, raw[key])
+            if not files[key].is_file():
+                raise ConfigError(f"{source}: key 'rules.{key}': file {files[key]} does not exist")
+    params = raw.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise ConfigError(f"{source}: key 'rules.params' must hold one table per rule "
+                          "([rules.params.RULE_ID] with parameter = value lines)")
+    timeout = raw.get("timeout", 300.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 86400:
+        raise ConfigError(f"{source}: key 'rules.timeout' must be a number of seconds from 1 to 86400, got {timeout!r}")
+    return RulesSettings(paths=folders, builtin=builtin, disabled=tuple(disabled),
+                         instance_types=files.get("instance_types"), waivers=files.get("waivers"),
+                         params={k: dict(v) for k, v in params.items()}, timeout=float(timeout))
 
 
 def _parse_cloud(item: Any, source: Path, index: int) -> CloudTarget:

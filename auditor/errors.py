@@ -25,6 +25,10 @@ class CollectionCancelled(AuditorError):
     exit_code = 130
 
 
+class EvaluationCancelled(CollectionCancelled):
+    """A cooperative stop (SIGTERM/SIGINT) ended an evaluation; nothing of it was written."""
+
+
 class StoreError(AuditorError):
     """The snapshot database could not be opened, written or read."""
 
@@ -35,3 +39,19 @@ class QueryError(AuditorError):
     """A query given to `auditor sql` was refused or failed."""
 
     exit_code = 5
+
+
+class RuleError(AuditorError):
+    """A rule, rule test, framework, waiver or instance-type file is invalid: each problem names file and line."""
+
+    exit_code = 6
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class EvaluationError(AuditorError):
+    """An evaluation could not run at all (no such snapshot, nothing to evaluate)."""
+
+    exit_code = 7

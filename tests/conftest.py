@@ -105,3 +105,19 @@ def records(snapshot, resource_type: str) -> list[dict]:
             found.extend(page[listing.key])
             position = end + 1  # each page is followed by a newline
     return found
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regenerate-golden", action="store_true",
+                     help="Rewrite golden files from the current output instead of comparing (review the diff!).")
+
+
+@pytest.fixture
+def regenerate_golden(request) -> bool:
+    return request.config.getoption("--regenerate-golden")
+
+
+def write_config(path: Path, text: str = "") -> Path:
+    """An auditor.toml with the database beside it, plus `text`."""
+    path.write_text(f'database = "audit.duckdb"\n{text}', encoding="utf-8")
+    return path

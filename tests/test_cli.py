@@ -49,6 +49,11 @@ def test_config_file_drives_the_snapshot(clouds_yaml, tmp_path):
         ("clouds = 'c'\n", "clouds", "array of tables"),
         ("database_memory_limit = 'lots'\n", "database_memory_limit", "a size such as"),
         ("[collection\n", "", "not valid TOML"),
+        ("[rules]\npaths = ['no-such-folder']\n", "rules.paths", "does not exist"),
+        ("[rules]\ndisabled = 'all'\n", "rules.disabled", "a list of rule ids"),
+        ("[rules]\ntimeout = 0\n", "rules.timeout", "from 1 to 86400"),
+        ("[rules]\nwaiver = 'w.yaml'\n", "rules.waiver", "unknown key"),
+        ("[rules.params]\nx = 1\n", "rules.params", "one table per rule"),
     ],
 )
 def test_config_errors_name_file_key_and_expectation(tmp_path, text, key, expected):
@@ -126,6 +131,11 @@ def test_demo_runs_the_main_job_and_says_where_the_database_is(tmp_path):
     assert f"DuckDB snapshot database: {database}" in done.stdout
     assert "Servers by zone and status" in done.stdout
     assert query(database, "SELECT cloud, status FROM snapshots") == [("demo", "complete")]
+    # it evaluates too, and its top findings are the most severe failing ones in the database
+    assert "evaluation 1 of snapshot 1 (demo/RegionOne, complete)" in done.stdout
+    top = done.stdout.split("Top findings", 1)[1]
+    worst = query(database, "SELECT resource_name FROM findings WHERE status = 'fail' AND severity = 'critical'")
+    assert worst and all(name in top for (name,) in worst)
 
 
 def test_the_sample_config_is_valid():
@@ -137,3 +147,13 @@ def test_the_sample_config_is_valid():
     assert [c.name for c in config.clouds] == ["mycloud"]
     assert config.database == REPO / "sample_data" / "audit.duckdb"
     assert config.collection.page_size == 1000 and config.database_memory_limit == "1GB"
+    assert config.rules.instance_types == REPO / "sample_data" / "instance_types.yaml"
+    assert config.rules.params == {"security_group_admin_ports_not_open_to_world":
+                                   {"admin_ports": [22, 2222, 3389, 5985, 5986]}}
+    from auditor.rules.evaluate import load_ruleset
+    from auditor.rules.waivers import load_waivers
+
+    ruleset = load_ruleset(config.rules, config.source)  # parameters checked against the rules
+    assert ruleset.params["security_group_admin_ports_not_open_to_world"]["admin_ports"][1] == 2222
+    assert [w.id for w in load_waivers(REPO / "sample_data" / "waivers.yaml", set(ruleset.catalog.rules))] == [
+        "storefront-bastion-ssh", "labs-scratch-servers"]

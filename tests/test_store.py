@@ -226,3 +226,26 @@ def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixtu
         assert run_cli("--database", str(database), "snapshot", "--cloud", "demo", env=env).returncode == 0
     assert not list(tmp_path.glob(".auditor-spool-*"))
 
+
+def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_snapshots(clouds_yaml, tmp_path):
+    from auditor.config import RulesSettings
+    from auditor.rules.evaluate import evaluate, load_ruleset
+
+    database = tmp_path / "audit.duckdb"
+    [first] = snapshot_into(database)
+    # what auditor 0.x (schema version 1, before evaluations) left behind
+    con = duckdb.connect(str(database))
+    con.execute("DROP VIEW latest_findings; DROP VIEW latest_evaluations")
+    for table in ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers"):
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DROP SEQUENCE evaluation_id_seq")
+    con.execute("UPDATE schema_info SET value = '1'")
+    con.execute("CHECKPOINT")
+    con.close()
+    shutil.copyfile(database, published_path(database))
+
+    [result] = evaluate(database, load_ruleset(RulesSettings()), [first.snapshot_id])
+    assert result.evaluation_id == 1
+    assert query(database, "SELECT value FROM schema_info") == [("2",)]
+    assert query(published_path(database), "SELECT count(*) FROM latest_findings")[0][0] > 0
+    assert query(database, "SELECT count(*) FROM servers WHERE snapshot_id = ?", [first.snapshot_id])[0][0] == 19

@@ -11,7 +11,7 @@ import duckdb
 from conftest import REPO
 
 
-def test_wheel_in_a_fresh_venv_serves_and_snapshots_from_another_directory(tmp_path):
+def test_wheel_in_a_fresh_venv_serves_snapshots_and_evaluates_from_another_directory(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)], check=True,
                    capture_output=True)
@@ -37,14 +37,18 @@ def test_wheel_in_a_fresh_venv_serves_and_snapshots_from_another_directory(tmp_p
                               cwd=elsewhere, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert "fake cloud listening" in server.stdout.readline()
-        done = subprocess.run([str(venv / "bin" / "auditor"), "snapshot", "--cloud", "fake"], cwd=elsewhere,
+        done = subprocess.run([str(venv / "bin" / "auditor"), "run", "--cloud", "fake"], cwd=elsewhere,
                               env={**env, "OS_CLIENT_CONFIG_FILE": str(clouds)}, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        # the shipped rules, frameworks and instance-type mapping came with the wheel
+        assert "evaluation 1 of snapshot 1" in done.stdout
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
     con = duckdb.connect(str(elsewhere / "audit.readonly.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT status, server_count > 0 FROM snapshots").fetchall() == [("complete", True)]
+        rules = con.execute("SELECT count(*), count(*) FILTER (WHERE outcome = 'ran') FROM evaluation_rules").fetchall()
+        assert rules[0][0] >= 20 and rules[0][0] == rules[0][1]
     finally:
         con.close()

@@ -26,7 +26,9 @@ from auditor.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# Older schema versions that schema.sql upgrades in place (it only adds tables and views).
+UPGRADABLE_VERSIONS = {"1"}
 STORAGE_VERSION = "v1.4.0"
 
 # Resource tables, each with snapshot_id and a latest_<table> view.
@@ -92,6 +94,7 @@ def open_writer(database: Path, lock_timeout: float = 120.0):
         except duckdb.Error as exc:
             raise StoreError(f"{database}: cannot open: {exc}") from None
     try:
+        quiet(con)
         _ensure_schema(con, database)
         yield con
     finally:
@@ -102,11 +105,11 @@ def _ensure_schema(con, database: Path) -> None:
     if _has_table(con, "schema_info"):
         rows = con.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchall()
         row = rows[0] if rows else None
-        if row and row[0] != SCHEMA_VERSION:
+        if row and row[0] != SCHEMA_VERSION and row[0] not in UPGRADABLE_VERSIONS:
             raise StoreError(
                 f"{database}: schema version {row[0]} is not the version {SCHEMA_VERSION} this auditor writes"
             )
-        if row:
+        if row and row[0] == SCHEMA_VERSION:
             return
     con.execute("BEGIN")
     con.execute(schema_sql())
@@ -179,7 +182,6 @@ READ_ONLY_CONFIG = {
     "enable_external_access": False,  # no ATTACH, COPY TO, read_csv of local files, INSTALL
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
-    "lock_configuration": True,
 }
 
 
@@ -188,6 +190,33 @@ def open_reader(path: Path):
     if not path.is_file():
         raise StoreError(f"{path}: no published snapshot database yet (run `auditor snapshot` first)")
     try:
-        return duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
+        con = duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
+        quiet(con)
+        con.execute("SET lock_configuration = true")  # and nothing above can be undone by a query
+        return con
     except duckdb.Error as exc:
         raise StoreError(f"{path}: cannot open: {exc}") from None
+
+
+def quiet(con) -> None:
+    """No progress bar: DuckDB draws it on stdout for queries over 2 s, into CSV and JSON output."""
+    con.execute("SET enable_progress_bar = false")
+
+
+def ensure_current_schema(database: Path) -> None:
+    """Upgrade a database written by an older auditor (and its published copy) before anything reads it
+    expecting the current tables. A no-op when the published copy is current."""
+    published = published_path(database)
+    if not published.is_file():
+        return  # open_reader will say there is nothing yet
+    con = open_reader(published)
+    try:
+        rows = con.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchall()
+    except duckdb.Error:
+        rows = []
+    finally:
+        con.close()
+    if rows and rows[0][0] == SCHEMA_VERSION:
+        return
+    with open_writer(database) as writer:  # upgrades in place (see _ensure_schema)
+        publish(writer, database)

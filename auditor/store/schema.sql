@@ -266,3 +266,103 @@ CREATE OR REPLACE VIEW latest_snapshots AS
 SELECT * FROM snapshots
 WHERE status = 'complete'
 QUALIFY row_number() OVER (PARTITION BY cloud, region ORDER BY started_at DESC, id DESC) = 1;
+
+-- Rule evaluations (issue 3). One evaluation judges one snapshot with every enabled rule.
+CREATE SEQUENCE IF NOT EXISTS evaluation_id_seq START 1;
+
+CREATE TABLE IF NOT EXISTS evaluations (
+    id BIGINT PRIMARY KEY,
+    snapshot_id BIGINT NOT NULL,
+    cloud VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    previous_evaluation_id BIGINT,         -- the diff base: newest evaluation of the previous evaluated snapshot
+    previous_snapshot_id BIGINT,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    rules_version VARCHAR NOT NULL,        -- digest of rule files, parameters, instance types and waivers
+    tool_version VARCHAR NOT NULL,
+    rule_count INTEGER NOT NULL,
+    rule_error_count INTEGER NOT NULL,
+    rule_incomplete_count INTEGER NOT NULL,
+    fail_count BIGINT NOT NULL,            -- failing, not waived
+    waived_count BIGINT NOT NULL,
+    new_count BIGINT NOT NULL,
+    resolved_count BIGINT NOT NULL,
+    pass_count BIGINT NOT NULL,
+    skip_count BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS evaluation_rules (
+    evaluation_id BIGINT NOT NULL,
+    rule_id VARCHAR NOT NULL,
+    title VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    resource_type VARCHAR NOT NULL,
+    pack VARCHAR NOT NULL,
+    description VARCHAR,
+    rationale VARCHAR,
+    remediation VARCHAR,
+    params JSON,
+    frameworks JSON,
+    outcome VARCHAR NOT NULL CHECK (outcome IN ('ran', 'incomplete', 'error')),
+    missing_inputs VARCHAR[],
+    message VARCHAR,
+    seconds DOUBLE NOT NULL,
+    pass_count BIGINT NOT NULL,
+    fail_count BIGINT NOT NULL,
+    skip_count BIGINT NOT NULL,
+    info_count BIGINT NOT NULL,
+    PRIMARY KEY (evaluation_id, rule_id)
+);
+
+CREATE TABLE IF NOT EXISTS findings (
+    evaluation_id BIGINT NOT NULL,
+    snapshot_id BIGINT NOT NULL,
+    rule_id VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    resource_type VARCHAR NOT NULL,
+    resource_id VARCHAR,                   -- NULL on a rule-level row (an error, or data missing for the rule)
+    resource_name VARCHAR,
+    project_id VARCHAR,
+    status VARCHAR NOT NULL CHECK (status IN ('pass', 'fail', 'skip', 'info', 'error')),
+    reason VARCHAR,
+    waived BOOLEAN NOT NULL,
+    waiver_id VARCHAR,
+    first_seen_at TIMESTAMP,
+    is_new BOOLEAN NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS resolved_findings (
+    evaluation_id BIGINT NOT NULL,
+    snapshot_id BIGINT NOT NULL,
+    previous_evaluation_id BIGINT NOT NULL,
+    rule_id VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    resource_type VARCHAR NOT NULL,
+    resource_id VARCHAR NOT NULL,
+    resource_name VARCHAR,
+    project_id VARCHAR,
+    first_seen_at TIMESTAMP,
+    resolution VARCHAR NOT NULL CHECK (resolution IN ('passed', 'gone'))
+);
+
+CREATE TABLE IF NOT EXISTS evaluation_waivers (
+    evaluation_id BIGINT NOT NULL,
+    waiver_id VARCHAR NOT NULL,
+    rule_id VARCHAR NOT NULL,
+    match JSON NOT NULL,
+    reason VARCHAR NOT NULL,
+    owner VARCHAR NOT NULL,
+    expires DATE NOT NULL,
+    state VARCHAR NOT NULL CHECK (state IN ('active', 'expired', 'unmatched')),
+    matched_count BIGINT NOT NULL
+);
+
+-- The newest evaluation of the newest evaluated snapshot of each cloud and region (partial snapshots
+-- included: their rows whose data is missing are 'skip').
+CREATE OR REPLACE VIEW latest_evaluations AS
+SELECT e.* FROM evaluations e JOIN snapshots s ON s.id = e.snapshot_id
+QUALIFY row_number() OVER (PARTITION BY e.cloud, e.region ORDER BY s.started_at DESC, s.id DESC, e.id DESC) = 1;
+
+CREATE OR REPLACE VIEW latest_findings AS
+SELECT f.* FROM findings f WHERE f.evaluation_id IN (SELECT id FROM latest_evaluations);

@@ -1,0 +1,232 @@
+"""Running rules on a prepared connection (see environment.py) and checking what they return.
+
+Each rule's rows land in the temp table `rule_results`. A rule that fails at run time, returns a status
+outside pass/fail/skip/info, judges one resource twice or runs past its time limit becomes one `error`
+row; the other rules still run. A rule whose input listings are incomplete in the snapshot has its rows
+turned into `skip` (only for the projects affected, when the failure was limited to some projects), plus
+a rule-level `skip` row that says what was missing: missing data never reads as `pass`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from auditor.errors import EvaluationCancelled
+from auditor.rules.catalog import OUTPUT_COLUMNS, STATUSES, Rule
+from auditor.rules.environment import inputs_of
+
+RESULT_COLUMNS = "rule_id VARCHAR, resource_id VARCHAR, resource_name VARCHAR, project_id VARCHAR, " \
+                 "status VARCHAR, reason VARCHAR"
+_LINE = re.compile(r"LINE (\d+):")
+_PARAM = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+_INPUTS: dict[str, frozenset[str]] = {}
+
+
+@dataclass
+class RuleRun:
+    rule: Rule
+    params: dict[str, Any]
+    outcome: str = "ran"  # ran | incomplete | error
+    missing_inputs: list[str] = field(default_factory=list)
+    message: str | None = None
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputState:
+    """What the snapshot says about each listing: its status and the projects its errors were limited to."""
+
+    status: dict[str, str]  # resource type -> complete | partial | failed
+    error_projects: dict[str, set[str] | None]  # resource type -> projects with errors; None: cloud-wide
+    error_messages: dict[str, str]
+
+    @classmethod
+    def read(cls, con) -> InputState:
+        status = dict(con.execute("SELECT resource_type, status FROM snapshot_resources").fetchall())
+        projects: dict[str, set[str] | None] = {}
+        messages: dict[str, str] = {}
+        for resource_type, project_id, message in con.execute(
+            "SELECT resource_type, project_id, message FROM collection_errors ORDER BY ALL"
+        ).fetchall():
+            messages.setdefault(resource_type, message)
+            if project_id is None:
+                projects[resource_type] = None
+            elif projects.get(resource_type, set()) is not None:
+                projects.setdefault(resource_type, set()).add(project_id)
+        return cls(status, projects, messages)
+
+
+def rule_inputs(con, sql: str) -> frozenset[str]:
+    """The resource listings a rule's query reads (on a prepared connection, which knows the helper
+    macros). The table-name parser refuses parameters, so they are replaced by NULL first."""
+    if sql not in _INPUTS:
+        _INPUTS[sql] = frozenset(inputs_of(set(con.get_table_names(_PARAM.sub("NULL", sql)))))
+    return _INPUTS[sql]
+
+
+def sql_error_text(exc: Exception, rule: Rule) -> str:
+    """A DuckDB error as `file:line: message` (the rule's SQL is the whole file, so lines match)."""
+    text = str(exc)
+    match = _LINE.search(text)
+    line = int(match.group(1)) if match else 1
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"{rule.path}:{line}: {first}"
+
+
+def _body(rule: Rule) -> str:
+    return rule.sql.rstrip().rstrip(";")
+
+
+def check_rule_sql(con, rule: Rule, params: dict[str, Any]) -> list[str]:
+    """Problems with a rule's query on a prepared (typically empty) environment: not one SELECT, does not
+    bind against the schema, unused or missing parameters, wrong output columns."""
+    try:
+        statements = con.extract_statements(rule.sql)
+    except duckdb.Error as exc:
+        return [sql_error_text(exc, rule)]
+    if len(statements) != 1 or statements[0].type.name != "SELECT":
+        kinds = ", ".join(s.type.name for s in statements) or "none"
+        return [f"{rule.path}:1: a rule is exactly one SELECT statement (found: {kinds})"]
+    query = rule.sql.split("---*/", 1)[-1]
+    used = set(m.group(0)[1:] for m in _PARAM.finditer(query))
+    problems = [f"{rule.path}:1: parameter {name!r} is declared but not used in the query (as ${name})"
+                for name in sorted(set(params) - used)]
+    problems += [f"{rule.path}:1: the query uses ${name}, which is not declared under 'params'"
+                 for name in sorted(used - set(params))]
+    if problems:
+        return problems
+    try:
+        cursor = con.execute(f"SELECT * FROM ({_body(rule)}\n) AS rule_output LIMIT 0", params)
+    except duckdb.Error as exc:
+        return [sql_error_text(exc, rule)]
+    columns = [d[0] for d in cursor.description]
+    if sorted(columns) != sorted(OUTPUT_COLUMNS):
+        problems.append(f"{rule.path}:1: the query must return exactly the columns {', '.join(OUTPUT_COLUMNS)}; "
+                        f"it returns {', '.join(columns)}")
+    return problems
+
+
+def run_rules(con, runs: list[RuleRun], inputs: InputState, timeout: float = 300.0,
+              stop: threading.Event | None = None) -> None:
+    """Run every rule of `runs` into temp table rule_results; fill in each run's outcome and counts.
+
+    A watchdog interrupts the running query when it passes `timeout` (the rule becomes an `error`) or when
+    `stop` is set (SIGTERM: EvaluationCancelled is raised and nothing is kept)."""
+    stop = stop or threading.Event()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rule_results ({RESULT_COLUMNS})")
+    with _Watchdog(con, stop) as watchdog:
+        for run in runs:
+            if stop.is_set():
+                raise EvaluationCancelled("evaluation stopped before it finished; nothing was written")
+            started = time.perf_counter()
+            watchdog.deadline = time.monotonic() + timeout
+            try:
+                _run_one(con, run, inputs)
+            except duckdb.Error as exc:
+                if stop.is_set():
+                    raise EvaluationCancelled("evaluation stopped before it finished; nothing was written") from None
+                run.outcome, run.message = "error", _runtime_message(exc, run.rule, timeout)
+            finally:
+                watchdog.deadline = None
+            if run.outcome == "error":
+                con.execute("INSERT INTO rule_results VALUES (?, NULL, NULL, NULL, 'error', ?)",
+                            [run.rule.id, f"Rule {run.rule.id} could not run: {run.message}"])
+            run.seconds = time.perf_counter() - started
+            run.counts = dict(con.execute(
+                "SELECT status, count(*) FROM rule_results WHERE rule_id = ? GROUP BY ALL", [run.rule.id]
+            ).fetchall())
+
+
+class _Watchdog:
+    """A thread that interrupts the connection's query at a deadline or when `stop` is set."""
+
+    def __init__(self, con, stop: threading.Event):
+        self.con, self.stop, self.deadline = con, stop, None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rule-watchdog", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self):
+        while not self._done.wait(0.05):
+            deadline = self.deadline
+            if deadline is not None and (self.stop.is_set() or time.monotonic() > deadline):
+                self.con.interrupt()
+                self.deadline = None
+
+
+def _runtime_message(exc: Exception, rule: Rule, timeout: float) -> str:
+    if isinstance(exc, duckdb.InterruptException):
+        return f"stopped after the time limit of {timeout:g} s"
+    return sql_error_text(exc, rule)
+
+
+def _run_one(con, run: RuleRun, inputs: InputState) -> None:
+    """Insert one rule's rows straight into rule_results (a failed statement inserts nothing), then check
+    them there: copying through a staging table cost more than the checks."""
+    rule = run.rule
+    rid = [rule.id]
+    con.execute(
+        f"INSERT INTO rule_results SELECT '{rule.id}' AS rule_id, "  # ids are lower_snake_case (catalog.RULE_ID)
+        "CAST(resource_id AS VARCHAR) AS resource_id, CAST(resource_name AS VARCHAR) AS resource_name, "
+        "CAST(project_id AS VARCHAR) AS project_id, CAST(status AS VARCHAR) AS status, "
+        f"CAST(reason AS VARCHAR) AS reason FROM ({_body(rule)}\n) AS rule_output",
+        run.params,
+    )
+    bad_status, no_id, duplicates = con.execute(
+        f"SELECT count(*) FILTER (WHERE status IS NULL OR status NOT IN {STATUSES}), "
+        "count(*) FILTER (WHERE resource_id IS NULL), count(resource_id) - count(DISTINCT resource_id) "
+        "FROM rule_results WHERE rule_id = ?", rid
+    ).fetchall()[0]
+    if bad_status or no_id or duplicates:
+        con.execute("DELETE FROM rule_results WHERE rule_id = ?", rid)
+        run.outcome = "error"
+        run.message = "; ".join(m for m in (
+            f"{bad_status} rows with a status other than {', '.join(STATUSES)}" if bad_status else "",
+            f"{no_id} rows without a resource_id" if no_id else "",
+            f"{duplicates} resources judged more than once" if duplicates else "",
+        ) if m)
+        return
+    _mark_incomplete(con, run, inputs)
+
+
+def _mark_incomplete(con, run: RuleRun, inputs: InputState) -> None:
+    needed = rule_inputs(con, run.rule.sql)
+    missing = sorted(t for t in needed if inputs.status.get(t, "failed") != "complete")
+    if not missing:
+        return
+    run.outcome, run.missing_inputs = "incomplete", missing
+    described = "; ".join(
+        f"{t} {inputs.status.get(t, 'not collected')}"
+        + (f" ({inputs.error_messages[t]})" if t in inputs.error_messages else "")
+        for t in missing
+    )
+    run.message = f"input data incomplete in this snapshot: {described}"
+    prefix = f"Not judged, {run.message}. With the data collected: "
+    affected = [inputs.error_projects.get(t) for t in missing]
+    if any(p is None for p in affected):  # a cloud-wide failure: nothing this rule says can be trusted
+        con.execute("UPDATE rule_results SET status = 'skip', reason = ? || reason WHERE rule_id = ?",
+                    [prefix, run.rule.id])
+        con.execute("INSERT INTO rule_results VALUES (?, NULL, NULL, NULL, 'skip', ?)",
+                    [run.rule.id, f"Rule {run.rule.id} could not judge every resource: {run.message}."])
+        return
+    projects = sorted(set().union(*affected))
+    con.execute("UPDATE rule_results SET status = 'skip', reason = ? || reason "
+                "WHERE rule_id = ? AND list_contains(?, project_id)", [prefix, run.rule.id, projects])
+    for project_id in projects:
+        con.execute("INSERT INTO rule_results VALUES (?, NULL, NULL, ?, 'skip', ?)",
+                    [run.rule.id, project_id,
+                     f"Rule {run.rule.id} could not judge the resources of project {project_id}: {run.message}."])
