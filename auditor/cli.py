@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from auditor import __version__
 from auditor.config import CloudTarget, Config, load_config
 from auditor.errors import AuditorError, CollectionCancelled, ConfigError, RuleError
-from auditor.output import render
+from auditor.output import render, terminal_safe
 
 EXIT_PARTIAL = 1
 EXIT_FAILED = 3
@@ -526,9 +527,11 @@ def demo(obj: Context, out_dir, top):
     evaluations = evaluate(database, ruleset, [r.snapshot_id for r in results if r.status != "failed"])
     _report_evaluations(evaluations, None)
     if evaluations and top:
-        columns, rows = top_findings(published, evaluations[-1].evaluation_id, top)
+        _, rows = top_findings(published, evaluations[-1].evaluation_id, top)
         click.echo(f"\nTop findings ({len(rows)} shown; all of them: auditor --database {database} findings):")
-        click.echo(render(columns, rows, "table"), nl=False)
+        for severity, rule_id, name, project, reason in rows:
+            click.echo(terminal_safe(f"  {severity.upper():<8} {rule_id}: {name} ({project})"))
+            click.echo(textwrap.fill(terminal_safe(reason), width=110, initial_indent=" " * 11, subsequent_indent=" " * 11))
     click.echo("")
     click.echo(f"DuckDB snapshot database: {database.resolve()}")
     click.echo(f"Read-only copy for SQL:   {published.resolve()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -54,8 +55,18 @@ def _cell(value) -> str:
         return f"{value:g}"
     plain = _plain(value)
     if isinstance(plain, (list, dict)):
-        return orjson.dumps(plain, default=str).decode()
-    return str(plain).replace("\n", " ")
+        return terminal_safe(orjson.dumps(plain, default=str).decode())
+    return terminal_safe(str(plain).replace("\n", " "))
+
+
+# Control characters (escape sequences could repaint or retitle a terminal) and bidi overrides (which
+# could make a name read as another): names come from tenants.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with control and bidi-override characters shown as escapes, for a terminal."""
+    return _UNSAFE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def _clip(text: str, width: int) -> str:

@@ -71,3 +71,14 @@ def test_no_database_yet_is_a_clear_error(tmp_path):
     done = run_cli("--database", str(tmp_path / "none.duckdb"), "sql", "select 1")
     assert done.returncode == 4
     assert "no published snapshot database" in done.stderr
+
+
+def test_terminal_control_characters_in_tenant_text_are_shown_escaped(database):
+    query = "select 'evil' || chr(27) || ']0;pwned' || chr(7) || chr(8238) || 'gnp.exe' as name"
+    table = run_cli("--database", str(database), "sql", query)
+    assert table.returncode == 0, table.stderr
+    assert "\x1b" not in table.stdout and "\x07" not in table.stdout and "\u202e" not in table.stdout
+    assert "evil\\x1b]0;pwned\\x07\\u202egnp.exe" in table.stdout
+    # machine formats keep the value as stored
+    as_json = run_cli("--database", str(database), "sql", "--format", "json", query)
+    assert json.loads(as_json.stdout) == [{"name": "evil\x1b]0;pwned\x07\u202egnp.exe"}]
