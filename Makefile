@@ -1,31 +1,62 @@
 # `make demo` and `make test` work on a fresh Debian machine with Python 3.11: each creates .venv,
-# installs what it needs (system packages through apt-get when missing) and runs.
+# installs what it needs (system packages through apt-get when missing, see `sysdeps`) and runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench sysdeps clean
+# What WeasyPrint needs for the PDF report: Pango, HarfBuzz, Fontconfig, DejaVu and a small CJK font (tenants name
+# things in every script). The browser test of the HTML report launches Debian's chromium, $(CHROMIUM), never a
+# browser downloaded by playwright.
+REPORT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 fonts-dejavu-core fonts-wqy-microhei
+CHROMIUM := /usr/bin/chromium
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-demo: $(VENV)/.runtime-installed
+.PHONY: demo test bench sysdeps testdeps clean
+
+demo: sysdeps $(VENV)/.runtime-installed
 	$(BIN)/auditor demo
 
-test: $(VENV)/.test-installed
+test: testdeps $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.test-installed
+bench: sysdeps $(VENV)/.test-installed
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/report.py
 
-# System packages: the venv module (python3-venv on Debian). Report rendering will add its own here.
+# System packages, installed with apt-get only when missing (as root directly, otherwise through sudo), so that
+# both targets are fast no-ops once everything is there: `sysdeps` checks Python's venv module (python3-venv)
+# and the report packages above (dpkg-query); `testdeps`, for `make test` only, checks /usr/bin/chromium.
 sysdeps:
-	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
-	  command -v apt-get >/dev/null || { echo "need Python's venv module (python3-venv)" >&2; exit 1; }; \
-	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv python3-pip; \
+	@venv=; missing=; \
+	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || venv="python3-venv python3-pip"; \
+	if command -v dpkg-query >/dev/null; then \
+	  for p in $(REPORT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
+	  done; \
+	elif ! ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so.0'; then \
+	  echo "warning: Pango not found: the PDF report needs WeasyPrint's system libraries" >&2; \
+	fi; \
+	if [ -n "$$venv$$missing" ]; then \
+	  command -v apt-get >/dev/null || { echo "need system packages: $$venv$$missing" >&2; exit 1; }; \
+	  echo "installing system packages: $$venv$$missing"; \
+	  $(SUDO) apt-get update -q || exit 1; \
+	  if [ -n "$$venv" ]; then $(SUDO) apt-get install -y -q $$venv || exit 1; fi; \
+	  if [ -n "$$missing" ]; then $(APT_INSTALL) $$missing || exit 1; fi; \
 	fi
 
-$(BIN)/python:
-	@$(MAKE) --no-print-directory sysdeps
+testdeps: sysdeps
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the HTML report's browser test"; \
+	    $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; \
+	  else \
+	    echo "warning: no $(CHROMIUM) and no apt-get: the browser test of the HTML report cannot run" >&2; \
+	  fi; \
+	fi
+
+$(BIN)/python: | sysdeps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

@@ -252,10 +252,11 @@ def evaluate_command(obj: Context, snapshot_spec, cloud_name, fail_on):
 @_scope_option
 @click.option("--fail-on", type=SEVERITY_CHOICE,
               help=f"Exit {EXIT_FINDINGS} when there are new unwaived findings of this severity or worse.")
+@click.option("--no-report", is_flag=True, help="Do not write the reports ([report] in auditor.toml says where).")
 @click.pass_obj
-def run(obj: Context, cloud_name, regions, scope, fail_on):
-    """The main job: snapshot, then evaluate every snapshot that holds data. Exit 1 if a snapshot is
-    partial, 3 if one failed, 8 on --fail-on findings."""
+def run(obj: Context, cloud_name, regions, scope, fail_on, no_report):
+    """The main job: snapshot, evaluate every snapshot that holds data, and write its report. Exit 1 if a
+    snapshot is partial, 3 if one failed, 8 on --fail-on findings, 9 if a report could not be written."""
     from auditor.rules.evaluate import evaluate
 
     config = obj.config
@@ -265,8 +266,55 @@ def run(obj: Context, cloud_name, regions, scope, fail_on):
     with _stop_on_signals() as stop:
         evaluations = evaluate(config.database, ruleset, ids, stop=stop)
     code = _report_evaluations(evaluations, fail_on)
+    if not no_report:
+        code = max(code, _write_reports(config, ruleset.catalog, [e.snapshot_id for e in evaluations],
+                                        config.report.formats, None))
     click.echo(f"database: {config.database}  (read-only copy for SQL: {_published(config)})")
     sys.exit(max(_snapshot_exit(results), code))
+
+
+def _write_reports(config: Config, catalog, snapshot_ids, formats, out_dir) -> int:
+    """Write each snapshot's report; one that fails is reported and the others are still written."""
+    from auditor.errors import ReportError
+    from auditor.report.build import write_report
+
+    code = 0
+    for snapshot_id in snapshot_ids:
+        try:
+            result = write_report(_published(config), snapshot_id, catalog, config.report, formats, out_dir)
+        except ReportError as exc:
+            click.echo(f"auditor: error: report of snapshot {snapshot_id}: {exc}", err=True)
+            code = max(code, exc.exit_code)
+            continue
+        click.echo(f"report of snapshot {snapshot_id}: {result.folder}")
+        for key in ("html", "pdf"):
+            if key in result.files:
+                click.echo(f"  {key.upper()}: {result.files[key]}")
+    return code
+
+
+@cli.command("report")
+@click.option("--snapshot", "snapshot_spec", default="latest", show_default=True,
+              help="Snapshot id (it must have been evaluated), or 'latest': the newest evaluated snapshot of "
+                   "every cloud/region.")
+@click.option("--cloud", "cloud_name", help="With 'latest': only this cloud.")
+@click.option("--format", "formats", multiple=True,
+              help="html, pdf, csv, json; repeat or comma-separate (default: [report] formats, all four).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (default: [report] out_dir).")
+@click.pass_obj
+def report_command(obj: Context, snapshot_spec, cloud_name, formats, out_dir):
+    """Write the report of a snapshot: <out>/<cloud>/<region>/<snapshot time>/ with report.html, report.pdf,
+    findings.csv, findings.json and inventory.csv, and refresh <out>/index.html."""
+    from auditor.report.build import snapshots_to_report
+
+    config = obj.config
+    chosen = _split(formats) or config.report.formats
+    for value in chosen:
+        if value not in ("html", "pdf", "csv", "json"):
+            raise click.BadParameter(f"unknown format {value!r} (html, pdf, csv, json)", param_hint="--format")
+    catalog = _ruleset(config).catalog
+    ids = snapshots_to_report(_published(config), snapshot_spec, cloud_name)
+    sys.exit(_write_reports(config, catalog, ids, tuple(chosen), Path(out_dir) if out_dir else None))
 
 
 # -- findings ---------------------------------------------------------------------------------------------
@@ -492,12 +540,12 @@ def fake_cloud(fixture, generate, seed, host, port, cloud_name, write_clouds_yam
 # -- demo -------------------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="output/demo", show_default=True,
-              help="Folder for the demo database.")
+              help="Folder for the demo database and its reports (in reports/).")
 @click.option("--top", type=click.IntRange(min=0), default=15, show_default=True, help="Findings to print.")
 @click.pass_obj
 def demo(obj: Context, out_dir, top):
     """Run the main job on the embedded demo cloud: serve it on 127.0.0.1, snapshot it, evaluate every
-    rule, and print an inventory summary and the top findings."""
+    rule, write its HTML and PDF report; print an inventory summary, the top findings and the paths."""
     from auditor.config import CollectionSettings
     from auditor.fakecloud import FakeCloud, load_fixture
     from auditor.pipeline import inventory_summary, snapshot_targets
@@ -533,8 +581,16 @@ def demo(obj: Context, out_dir, top):
             click.echo(terminal_safe(f"  {severity.upper():<8} {rule_id}: {name} ({project})"))
             click.echo(textwrap.fill(terminal_safe(reason), width=110, initial_indent=" " * 11, subsequent_indent=" " * 11))
     click.echo("")
+    from auditor.report.build import write_report
+
+    reports = [write_report(published, e.snapshot_id, ruleset.catalog,
+                            dataclasses.replace(config.report, out_dir=out / "reports")) for e in evaluations]
     click.echo(f"DuckDB snapshot database: {database.resolve()}")
     click.echo(f"Read-only copy for SQL:   {published.resolve()}")
+    for report in reports:
+        click.echo(f"HTML report:              {report.files['html'].resolve()}")
+        click.echo(f"PDF report:               {report.files['pdf'].resolve()}")
+        click.echo(f"Report archive:           {(out / 'reports' / 'index.html').resolve()}")
     click.echo(f"Try: .venv/bin/auditor --database {database} findings --severity critical,high")
     click.echo(f'     .venv/bin/auditor --database {database} sql "select rule_id, status, count(*) '
                f'from latest_findings group by all order by all"')

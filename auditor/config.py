@@ -47,6 +47,15 @@ class RulesSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    out_dir: Path = Path("output")  # report folders and the archive page index.html
+    formats: tuple[str, ...] = ("html", "pdf", "csv", "json")
+    pdf_max_rows: int = 1000  # failing resources listed in the PDF, most severe first; findings.csv has all
+    pdf_timeout: float = 120.0  # seconds the PDF renderer (a child process) may take
+    pdf_memory_limit_mb: int = 1024  # address-space limit of that child
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None
     database: Path
@@ -54,9 +63,16 @@ class Config:
     database_memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's limit while a snapshot is written
     collection: CollectionSettings = field(default_factory=CollectionSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
 
-_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules"}
+_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules", "report"}
+_REPORT_FORMATS = ("html", "pdf", "csv", "json")
+_REPORT_LIMITS = {  # key: (type, minimum, maximum)
+    "pdf_max_rows": (int, 0, 100_000),
+    "pdf_timeout": (float, 5, 3600),
+    "pdf_memory_limit_mb": (int, 256, 65_536),
+}
 _RULES_KEYS = {"paths", "builtin", "disabled", "instance_types", "waivers", "params", "timeout"}
 _CLOUD_KEYS = {"name", "regions", "scope"}
 _COLLECTION_LIMITS = {  # key: (type, minimum, maximum)
@@ -115,20 +131,46 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     if not isinstance(collection_raw, dict):
         raise ConfigError(f"{source}: key 'collection' must be a table, got {_kind(collection_raw)}")
     _reject_unknown(collection_raw, set(_COLLECTION_LIMITS), source, "collection.")
-    settings = {}
-    for key, (kind, low, high) in _COLLECTION_LIMITS.items():
-        if key not in collection_raw:
+    settings = _numbers(collection_raw, _COLLECTION_LIMITS, source, "collection.")
+    return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
+                  database_memory_limit=memory_limit.strip(), rules=_parse_rules(data.get("rules", {}), source),
+                  report=_parse_report(data.get("report", {}), source))
+
+
+def _parse_report(raw: Any, source: Path) -> ReportSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key 'report' must be a table, got {_kind(raw)}")
+    _reject_unknown(raw, {"out_dir", "formats", *_REPORT_LIMITS}, source, "report.")
+    values: dict[str, Any] = {"out_dir": source.parent / "output"}  # like the database: beside the config
+    if "out_dir" in raw:
+        out_dir = raw["out_dir"]
+        if not isinstance(out_dir, str) or not out_dir.strip():
+            raise ConfigError(f"{source}: key 'report.out_dir' must be a folder path, got {out_dir!r}")
+        path = Path(out_dir).expanduser()
+        values["out_dir"] = path if path.is_absolute() else source.parent / path
+    if "formats" in raw:
+        formats = raw["formats"]
+        if not isinstance(formats, list) or not formats or not all(f in _REPORT_FORMATS for f in formats):
+            raise ConfigError(f"{source}: key 'report.formats' must be a non-empty list of "
+                              f"{', '.join(_REPORT_FORMATS)}, got {formats!r}")
+        values["formats"] = tuple(dict.fromkeys(formats))
+    values.update(_numbers(raw, _REPORT_LIMITS, source, "report."))
+    return ReportSettings(**values)
+
+
+def _numbers(table: dict, limits: dict[str, tuple[type, float, float]], source: Path, prefix: str) -> dict:
+    """The numeric keys of `table` named in `limits` (key: (int or float, minimum, maximum)), checked."""
+    values = {}
+    for key, (kind, low, high) in limits.items():
+        if key not in table:
             continue
-        value = collection_raw[key]
+        value = table[key]
         ok = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
         if isinstance(value, bool) or not ok or not low <= value <= high:
             expected = "a number" if kind is float else "an integer"
-            raise ConfigError(
-                f"{source}: key 'collection.{key}' must be {expected} from {low} to {high}, got {value!r}"
-            )
-        settings[key] = kind(value)
-    return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
-                  database_memory_limit=memory_limit.strip(), rules=_parse_rules(data.get("rules", {}), source))
+            raise ConfigError(f"{source}: key '{prefix}{key}' must be {expected} from {low} to {high}, got {value!r}")
+        values[key] = kind(value)
+    return values
 
 
 def _parse_rules(raw: Any, source: Path) -> RulesSettings:

@@ -55,3 +55,9 @@ class EvaluationError(AuditorError):
     """An evaluation could not run at all (no such snapshot, nothing to evaluate)."""
 
     exit_code = 7
+
+
+class ReportError(AuditorError):
+    """A report could not be rendered or written."""
+
+    exit_code = 9

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -54,6 +56,9 @@ def test_config_file_drives_the_snapshot(clouds_yaml, tmp_path):
         ("[rules]\ntimeout = 0\n", "rules.timeout", "from 1 to 86400"),
         ("[rules]\nwaiver = 'w.yaml'\n", "rules.waiver", "unknown key"),
         ("[rules.params]\nx = 1\n", "rules.params", "one table per rule"),
+        ("[report]\nformats = ['html', 'docx']\n", "report.formats", "a non-empty list of html, pdf, csv, json"),
+        ("[report]\npdf_timeout = 1\n", "report.pdf_timeout", "from 5 to 3600"),
+        ("[report]\noutdir = 'x'\n", "report.outdir", "unknown key"),
     ],
 )
 def test_config_errors_name_file_key_and_expectation(tmp_path, text, key, expected):
@@ -136,6 +141,11 @@ def test_demo_runs_the_main_job_and_says_where_the_database_is(tmp_path):
     top = done.stdout.split("Top findings", 1)[1]
     worst = query(database, "SELECT resource_name FROM findings WHERE status = 'fail' AND severity = 'critical'")
     assert worst and all(name in top for (name,) in worst)
+    # and it ends with the paths of the HTML and PDF report, which exist
+    html = re.search(r"HTML report: +(\S+)", done.stdout).group(1)
+    pdf = re.search(r"PDF report: +(\S+)", done.stdout).group(1)
+    assert Path(html).is_file() and Path(pdf).read_bytes().startswith(b"%PDF-")
+    assert Path(html).is_relative_to(tmp_path / "demo" / "reports")
 
 
 def test_the_sample_config_is_valid():
@@ -148,6 +158,7 @@ def test_the_sample_config_is_valid():
     assert config.database == REPO / "sample_data" / "audit.duckdb"
     assert config.collection.page_size == 1000 and config.database_memory_limit == "1GB"
     assert config.rules.instance_types == REPO / "sample_data" / "instance_types.yaml"
+    assert config.report.out_dir == REPO / "sample_data" / "output" and config.report.pdf_max_rows == 1000
     assert config.rules.params == {"security_group_admin_ports_not_open_to_world":
                                    {"admin_ports": [22, 2222, 3389, 5985, 5986]}}
     from auditor.rules.evaluate import load_ruleset

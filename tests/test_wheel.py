@@ -42,6 +42,9 @@ def test_wheel_in_a_fresh_venv_serves_snapshots_and_evaluates_from_another_direc
         assert done.returncode == 0, done.stderr
         # the shipped rules, frameworks and instance-type mapping came with the wheel
         assert "evaluation 1 of snapshot 1" in done.stdout
+        # and the report templates: the HTML and the PDF were written under ./output
+        assert (elsewhere / "output" / "index.html").is_file()
+        assert [p.name for p in (elsewhere / "output").rglob("report.pdf")] == ["report.pdf"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
