@@ -334,3 +334,60 @@ def test_rule_prose_code_spans_are_escaped_before_they_are_marked_up():
 
     assert str(code_spans("Run `openstack server list` then <script>x</script> and `<b>&`")) == (
         "Run <code>openstack server list</code> then &lt;script&gt;x&lt;/script&gt; and <code>&lt;b&gt;&amp;</code>")
+
+
+def test_no_secret_of_the_demo_cloud_reaches_any_report_file(demo_run, demo_fixture):
+    secrets = ["hunter2", "ghp_FAKE", demo_fixture["cloud"]["users"][0]["password"]]
+    secrets += [c["secret"] for c in demo_fixture["cloud"].get("application_credentials", [])]
+    for path in demo_run["report"].iterdir():
+        data = path.read_bytes()
+        if path.suffix == ".pdf":
+            data = "\n".join(page.extract_text() for page in PdfReader(path).pages).encode()
+        for secret in secrets:
+            assert secret.encode() not in data, (secret, path.name)
+
+
+def test_waived_findings_and_stale_waivers_are_shown_apart(clouds_yaml, tmp_path):
+    (tmp_path / "waivers.yaml").write_text("""waivers:
+  - id: bastion-ssh
+    rule: security_group_admin_ports_not_open_to_world
+    match: {resource_name: ssh-bastion}
+    reason: Bastion for on-call, keys only
+    owner: oncall@example.com
+    expires: 2099-12-31
+  - id: gone-server
+    rule: server_has_security_group
+    match: {resource_name: decommissioned-42}
+    reason: Server was removed
+    owner: ops@example.com
+    expires: 2099-12-31
+""", encoding="utf-8")
+    config = write_config(tmp_path / "auditor.toml", '[rules]\nwaivers = "waivers.yaml"\n[report]\nout_dir = "out"\n')
+    done = run_cli("--config", str(config), "run", "--cloud", "demo")
+    assert done.returncode == 0, done.stderr
+    [report] = list((tmp_path / "out" / "demo" / "RegionOne").iterdir())
+    page = _parse((report / "report.html").read_text(encoding="utf-8"))
+    in_findings = {(rule, rid) for rule, rid, _ in page.rows}
+    bastion = query(tmp_path / "audit.duckdb", "SELECT resource_id FROM findings WHERE waiver_id = 'bastion-ssh'")
+    assert ("security_group_admin_ports_not_open_to_world", bastion[0][0]) not in in_findings  # not as failing
+    text = " ".join(" ".join(page.texts).split())
+    assert "oncall@example.com" in text and "Bastion for on-call, keys only" in text and "2099-12-31" in text
+    assert "gone-server" in text and "unmatched" in text
+
+
+def test_the_archive_page_lists_reports_newest_first(tmp_path):
+    from auditor.report.build import refresh_index
+
+    for stamp, snapshot_id in (("2026-01-01T000000Z", 1), ("2026-03-01T000000Z", 3), ("2026-02-01T000000Z", 2)):
+        folder = tmp_path / "prod" / "RegionOne" / stamp
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps({
+            "cloud": "prod", "region": "RegionOne", "snapshot_id": snapshot_id,
+            "started_at": f"{stamp[:10]}T00:00:00", "status": "complete", "score": 90,
+            "fails": {"critical": snapshot_id}, "new_total": 0, "resolved_total": 0,
+            "files": {"html": "report.html", "pdf": "report.pdf"}}), encoding="utf-8")
+    (tmp_path / "prod" / "RegionOne" / ".2026-04-01T000000Z.tmp-1").mkdir()  # a report being written
+    index = refresh_index(tmp_path).read_text(encoding="utf-8")
+    links = re.findall(r'href="(prod/RegionOne/[^"]+/report\.html)"', index)
+    assert links == [f"prod/RegionOne/{s}/report.html" for s in
+                     ("2026-03-01T000000Z", "2026-02-01T000000Z", "2026-01-01T000000Z")]
