@@ -14,11 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import duckdb
 import yaml
 
 from auditor import __version__
 from auditor.config import CloudTarget, Config, load_config
-from auditor.errors import AuditorError, CollectionCancelled, ConfigError, RuleError
+from auditor.errors import (
+    AuditorError,
+    CollectionCancelled,
+    ConfigError,
+    RuleError,
+    StoreError,
+)
 from auditor.output import render, terminal_safe
 
 EXIT_PARTIAL = 1
@@ -66,6 +73,9 @@ def main() -> None:
     except AuditorError as exc:
         click.echo(f"auditor: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except duckdb.Error as exc:  # a safety net: the store's own paths turn these into StoreError first
+        click.echo(f"auditor: error: database: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(StoreError.exit_code)
     except click.exceptions.Abort:
         click.echo("auditor: aborted", err=True)
         sys.exit(130)
@@ -312,7 +322,10 @@ def report_command(obj: Context, snapshot_spec, cloud_name, formats, out_dir):
     for value in chosen:
         if value not in ("html", "pdf", "csv", "json"):
             raise click.BadParameter(f"unknown format {value!r} (html, pdf, csv, json)", param_hint="--format")
+    from auditor.store.database import ensure_current_schema
+
     catalog = _ruleset(config).catalog
+    ensure_current_schema(config.database)
     ids = snapshots_to_report(_published(config), snapshot_spec, cloud_name)
     sys.exit(_write_reports(config, catalog, ids, tuple(chosen), Path(out_dir) if out_dir else None))
 
@@ -356,6 +369,9 @@ def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, st
     for value in statuses:
         if value not in ("pass", "fail", "skip", "info", "error", "all"):
             raise click.BadParameter(f"unknown status {value!r}", param_hint="--status")
+    from auditor.store.database import ensure_current_schema
+
+    ensure_current_schema(obj.config.database)  # a file from before evaluations existed gets their tables
     flt = FindingFilter(snapshot=snapshot_spec, evaluation=evaluation, cloud=cloud_name, severities=severities,
                         statuses=() if "all" in statuses else statuses, rule=rule_id, project=project,
                         new_only=new_only, limit=limit)

@@ -391,3 +391,12 @@ def test_the_archive_page_lists_reports_newest_first(tmp_path):
     links = re.findall(r'href="(prod/RegionOne/[^"]+/report\.html)"', index)
     assert links == [f"prod/RegionOne/{s}/report.html" for s in
                      ("2026-03-01T000000Z", "2026-02-01T000000Z", "2026-01-01T000000Z")]
+
+
+def test_an_unwritable_output_folder_is_a_clear_error(demo_run, tmp_path):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the output folder should be", encoding="utf-8")
+    done = run_cli("--config", str(demo_run["config"]), "report", "--format", "html", "--out", str(blocked / "out"))
+    assert done.returncode == 9, done.stderr
+    assert "report of snapshot 1: cannot write to the output folder" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -233,7 +233,17 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_snapshots(cloud
 
     database = tmp_path / "audit.duckdb"
     [first] = snapshot_into(database)
-    # what auditor 0.x (schema version 1, before evaluations) left behind
+    _as_version_1(database)
+
+    [result] = evaluate(database, load_ruleset(RulesSettings()), [first.snapshot_id])
+    assert result.evaluation_id == 1
+    assert query(database, "SELECT value FROM schema_info") == [("2",)]
+    assert query(published_path(database), "SELECT count(*) FROM latest_findings")[0][0] > 0
+    assert query(database, "SELECT count(*) FROM servers WHERE snapshot_id = ?", [first.snapshot_id])[0][0] == 19
+
+
+def _as_version_1(database: Path) -> None:
+    """Make `database` (and its published copy) what auditor 0.x, schema version 1, left behind."""
     con = duckdb.connect(str(database))
     con.execute("DROP VIEW latest_findings; DROP VIEW latest_evaluations")
     for table in ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers"):
@@ -244,8 +254,13 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_snapshots(cloud
     con.close()
     shutil.copyfile(database, published_path(database))
 
-    [result] = evaluate(database, load_ruleset(RulesSettings()), [first.snapshot_id])
-    assert result.evaluation_id == 1
+
+def test_reading_findings_of_a_version_1_database_is_a_clear_message(clouds_yaml, tmp_path):
+    database = tmp_path / "audit.duckdb"
+    snapshot_into(database)
+    _as_version_1(database)
+    for command in (["findings"], ["report", "--out", str(tmp_path / "out")]):
+        done = run_cli("--database", str(database), *command)
+        assert done.returncode == 7, done.stderr
+        assert "Traceback" not in done.stderr and "(run `auditor" in done.stderr
     assert query(database, "SELECT value FROM schema_info") == [("2",)]
-    assert query(published_path(database), "SELECT count(*) FROM latest_findings")[0][0] > 0
-    assert query(database, "SELECT count(*) FROM servers WHERE snapshot_id = ?", [first.snapshot_id])[0][0] == 19

@@ -54,6 +54,15 @@ def path_part(text: str | None) -> str:
 
 def write_report(published: Path, snapshot_id: int, catalog: Catalog, settings: ReportSettings,
                  formats: tuple[str, ...] = FORMATS, out_dir: Path | None = None) -> ReportResult:
+    """Write the report folder of `snapshot_id` (its newest evaluation) and refresh the archive page."""
+    try:
+        return _write_report(published, snapshot_id, catalog, settings, formats, out_dir)
+    except OSError as exc:  # an unwritable or full output folder: nothing half-written stays visible
+        raise ReportError(f"cannot write to the output folder: {exc}") from None
+
+
+def _write_report(published: Path, snapshot_id: int, catalog: Catalog, settings: ReportSettings,
+                  formats: tuple[str, ...], out_dir: Path | None) -> ReportResult:
     started = time.perf_counter()
     out = Path(out_dir or settings.out_dir).absolute()
     full = "html" in formats  # the HTML lists every failing row, the PDF at most pdf_max_rows
