@@ -330,6 +330,57 @@ def report_command(obj: Context, snapshot_spec, cloud_name, formats, out_dir):
     sys.exit(_write_reports(config, catalog, ids, tuple(chosen), Path(out_dir) if out_dir else None))
 
 
+# -- email ------------------------------------------------------------------------------------------------
+@cli.command("email")
+@click.option("--snapshot", "snapshot_spec", default="latest", show_default=True,
+              help="Snapshot id (it must have been evaluated), or 'latest': the newest evaluated snapshot of "
+                   "every cloud/region.")
+@click.option("--dry-run", is_flag=True, help="Write each message as an .eml file and print its path; send nothing.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="With --dry-run: folder for the .eml files (default: the report folder).")
+@click.pass_obj
+def email_command(obj: Context, snapshot_spec, dry_run, out_dir):
+    """Send the digest of a snapshot to every recipient group of [email] (one message per group), writing
+    the snapshot's report first if it does not exist yet. Exit 10 if a digest could not be built or sent."""
+    from auditor.errors import NotifyError
+    from auditor.notify import TOP_RISKS, build_digests, existing_report, send_digest, smtp_password, write_eml
+    from auditor.report.build import snapshots_to_report, write_report
+    from auditor.report.context import build_context
+    from auditor.store.database import ensure_current_schema
+
+    config = obj.config
+    settings = config.email
+    if settings is None:
+        raise ConfigError(f"{config.source or 'auditor.toml'}: no [email] section: the digest needs the SMTP "
+                          "server, the sender and [[email.groups]] (see docs/configuration.md)")
+    password = None if dry_run else smtp_password(settings)
+    catalog = _ruleset(config).catalog
+    ensure_current_schema(config.database)
+    published = _published(config)
+    failures = []
+    for snapshot_id in snapshots_to_report(published, snapshot_spec):
+        context = build_context(published, snapshot_id, catalog, detail_rows=TOP_RISKS)
+        folder = existing_report(config.report.out_dir, context)
+        if folder is None:  # the digest attaches the PDF, so it is written whatever [report] formats says
+            formats = tuple(dict.fromkeys((*config.report.formats, "pdf")))
+            folder = write_report(published, snapshot_id, catalog, config.report, formats).folder
+            click.echo(f"report of snapshot {snapshot_id}: {folder}")
+        for digest in build_digests(context, folder, settings):
+            if dry_run:
+                click.echo(f"snapshot {snapshot_id}, group {digest.group.name}: "
+                           f"{write_eml(digest, Path(out_dir) if out_dir else folder)}")
+                continue
+            try:
+                send_digest(digest, settings, password)
+            except NotifyError as exc:
+                click.echo(f"auditor: error: snapshot {snapshot_id}: {exc}", err=True)
+                failures.append(exc)
+                continue
+            click.echo(f"snapshot {snapshot_id}, group {digest.group.name}: sent to "
+                       f"{len(digest.group.recipients)} recipient{'s' if len(digest.group.recipients) != 1 else ''}")
+    sys.exit(NotifyError.exit_code if failures else 0)
+
+
 # -- findings ---------------------------------------------------------------------------------------------
 def _split(values) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())

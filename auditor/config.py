@@ -56,6 +56,28 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class RecipientGroup:
+    name: str
+    recipients: tuple[str, ...]
+    include_csv: bool = False  # also attach findings.csv (the security team)
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    host: str
+    sender: str  # the From address
+    groups: tuple[RecipientGroup, ...]
+    port: int = 587
+    security: str = "starttls"  # starttls, tls (implicit, usually port 465) or none
+    username: str | None = None
+    password_env: str | None = None  # the environment variable holding the password; never the password itself
+    ca_file: Path | None = None  # CA bundle that replaces the system's for verifying the server
+    timeout: float = 30.0  # seconds for the connection and each SMTP command
+    retries: int = 2  # attempts after the first, on connection failures and 4xx replies (1 s, 2 s, 4 s ...)
+    max_attachment_mb: float = 10.0  # attachments of one message together; larger ones stay on disk
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None
     database: Path
@@ -64,9 +86,10 @@ class Config:
     collection: CollectionSettings = field(default_factory=CollectionSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    email: EmailSettings | None = None  # None: no [email] section, no digests
 
 
-_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules", "report"}
+_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules", "report", "email"}
 _REPORT_FORMATS = ("html", "pdf", "csv", "json")
 _REPORT_LIMITS = {  # key: (type, minimum, maximum)
     "pdf_max_rows": (int, 0, 100_000),
@@ -134,7 +157,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     settings = _numbers(collection_raw, _COLLECTION_LIMITS, source, "collection.")
     return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
                   database_memory_limit=memory_limit.strip(), rules=_parse_rules(data.get("rules", {}), source),
-                  report=_parse_report(data.get("report", {}), source))
+                  report=_parse_report(data.get("report", {}), source),
+                  email=_parse_email(data["email"], source) if "email" in data else None)
 
 
 def _parse_report(raw: Any, source: Path) -> ReportSettings:
@@ -156,6 +180,102 @@ def _parse_report(raw: Any, source: Path) -> ReportSettings:
         values["formats"] = tuple(dict.fromkeys(formats))
     values.update(_numbers(raw, _REPORT_LIMITS, source, "report."))
     return ReportSettings(**values)
+
+
+SECURITY_MODES = ("starttls", "tls", "none")
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_EMAIL_KEYS = {"host", "port", "security", "username", "password_env", "ca_file", "timeout", "retries", "sender",
+               "max_attachment_mb", "groups"}
+_EMAIL_LIMITS = {  # key: (type, minimum, maximum)
+    "port": (int, 1, 65535),
+    "timeout": (float, 1, 600),
+    "retries": (int, 0, 10),
+    "max_attachment_mb": (float, 0, 1000),
+}
+_GROUP_KEYS = {"name", "recipients", "include_csv"}
+# One address, bare (no display name): no whitespace, control characters, quotes, brackets or separators.
+_ADDRESS = re.compile(r"[^\s\x00-\x1f\x7f<>()\[\]\\,;:\"@]+@[A-Za-z0-9.-]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _parse_email(raw: Any, source: Path) -> EmailSettings:
+    """[email]: the SMTP server and the recipient groups of the digest."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key 'email' must be a table, got {_kind(raw)}")
+    _reject_unknown(raw, _EMAIL_KEYS, source, "email.")
+    for key in ("host", "sender"):
+        if key not in raw:
+            raise ConfigError(f"{source}: key 'email.{key}' is required in [email]")
+    host = raw["host"]
+    if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+        raise ConfigError(f"{source}: key 'email.host' must be a host name or IP address, got {host!r}")
+    security = raw.get("security", "starttls")
+    if security not in SECURITY_MODES:
+        raise ConfigError(f"{source}: key 'email.security' must be one of {', '.join(SECURITY_MODES)}, "
+                          f"got {security!r}")
+    values: dict[str, Any] = {"host": host, "security": security, "port": _DEFAULT_PORTS[security],
+                              "sender": _address(raw["sender"], source, "email.sender")}
+    values.update(_numbers(raw, _EMAIL_LIMITS, source, "email."))
+    for key in ("username", "password_env"):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str) or not value or any(c in value for c in "\r\n\0"):
+                raise ConfigError(f"{source}: key 'email.{key}' must be a non-empty single-line string, got {value!r}")
+            values[key] = value
+    if "password_env" in values and not _ENV_NAME.fullmatch(values["password_env"]):
+        raise ConfigError(f"{source}: key 'email.password_env' must be the name of an environment variable "
+                          f"(letters, digits, _), got {values['password_env']!r}")
+    if ("username" in values) != ("password_env" in values):
+        raise ConfigError(f"{source}: keys 'email.username' and 'email.password_env' go together: give both "
+                          "for SMTP authentication, or neither")
+    if "username" in values and security == "none":
+        raise ConfigError(f"{source}: key 'email.security' is \"none\" but 'email.username' is set: the password "
+                          "would cross the network in clear; use starttls or tls")
+    if "ca_file" in raw:
+        ca_file = raw["ca_file"]
+        if not isinstance(ca_file, str) or not ca_file.strip():
+            raise ConfigError(f"{source}: key 'email.ca_file' must be a file path, got {ca_file!r}")
+        path = Path(ca_file).expanduser()
+        path = path if path.is_absolute() else source.parent / path
+        if not path.is_file():
+            raise ConfigError(f"{source}: key 'email.ca_file': file {path} does not exist")
+        values["ca_file"] = path
+    groups_raw = raw.get("groups")
+    if not isinstance(groups_raw, list) or not groups_raw:
+        raise ConfigError(f"{source}: key 'email.groups' must be at least one [[email.groups]] table with a name "
+                          f"and recipients, got {groups_raw!r}")
+    groups = tuple(_parse_group(item, source, i) for i, item in enumerate(groups_raw))
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: key 'email.groups' names the same group twice")
+    return EmailSettings(groups=groups, **values)
+
+
+def _parse_group(item: Any, source: Path, index: int) -> RecipientGroup:
+    where = f"email.groups[{index}]"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{source}: key '{where}' must be a table with a name and recipients, got {_kind(item)}")
+    _reject_unknown(item, _GROUP_KEYS, source, f"{where}.")
+    name = item.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ConfigError(f"{source}: key '{where}.name' must be a name of letters, digits, '.', '_' or '-', "
+                          f"got {name!r}")
+    recipients = item.get("recipients")
+    if not isinstance(recipients, list) or not recipients:
+        raise ConfigError(f"{source}: key '{where}.recipients' must be a non-empty list of email addresses, "
+                          f"got {recipients!r}")
+    include_csv = item.get("include_csv", False)
+    if not isinstance(include_csv, bool):
+        raise ConfigError(f"{source}: key '{where}.include_csv' must be true or false, got {include_csv!r}")
+    addresses = tuple(_address(r, source, f"{where}.recipients") for r in recipients)
+    return RecipientGroup(name=name, recipients=tuple(dict.fromkeys(addresses)), include_csv=include_csv)
+
+
+def _address(value: Any, source: Path, key: str) -> str:
+    if not isinstance(value, str) or len(value) > 254 or not value.isascii() or not _ADDRESS.fullmatch(value):
+        raise ConfigError(f"{source}: key '{key}' must hold plain email addresses such as ops@example.com "
+                          f"(ASCII, no display name, no spaces or line breaks), got {value!r}")
+    return value
 
 
 def _numbers(table: dict, limits: dict[str, tuple[type, float, float]], source: Path, prefix: str) -> dict:

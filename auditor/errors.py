@@ -61,3 +61,9 @@ class ReportError(AuditorError):
     """A report could not be rendered or written."""
 
     exit_code = 9
+
+
+class NotifyError(AuditorError):
+    """The digest could not be built or sent."""
+
+    exit_code = 10
