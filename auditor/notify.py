@@ -8,7 +8,6 @@ never from headers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -28,7 +27,7 @@ from typing import Any
 from auditor.config import EmailSettings, RecipientGroup
 from auditor.errors import NotifyError
 from auditor.output import terminal_safe
-from auditor.report.build import path_part
+from auditor.report.build import path_part, read_meta, report_folder
 from auditor.report.render import environment
 
 log = logging.getLogger(__name__)
@@ -58,16 +57,11 @@ def header_safe(text: str, limit: int = 100) -> str:
 def existing_report(out_dir: Path, context: dict[str, Any]) -> Path | None:
     """The report folder of this context's snapshot and evaluation under `out_dir`, if it holds a PDF."""
     snapshot, evaluation = context["snapshot"], context["evaluation"]
-    stamp = snapshot["started_at"].strftime("%Y-%m-%dT%H%M%SZ")
-    parent = Path(out_dir).absolute() / path_part(snapshot["cloud"]) / path_part(snapshot["region"])
-    for folder in (parent / stamp, parent / f"{stamp}-{snapshot['id']}"):  # see write_report for the suffix
-        try:
-            meta = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if (isinstance(meta, dict) and meta.get("snapshot_id") == snapshot["id"]
-                and meta.get("evaluation_id") == evaluation["id"] and (folder / "report.pdf").is_file()):
-            return folder
+    folder = report_folder(out_dir, snapshot)
+    meta = read_meta(folder / "report.json")
+    if (meta and meta.get("snapshot_id") == snapshot["id"] and meta.get("evaluation_id") == evaluation["id"]
+            and (folder / "report.pdf").is_file()):
+        return folder
     return None
 
 

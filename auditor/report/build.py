@@ -69,11 +69,7 @@ def _write_report(published: Path, snapshot_id: int, catalog: Catalog, settings:
     html_context = build_context(published, snapshot_id, catalog,
                                  detail_rows=2**62 if full else settings.pdf_max_rows)
     snapshot, evaluation = html_context["snapshot"], html_context["evaluation"]
-    stamp = snapshot["started_at"].strftime("%Y-%m-%dT%H%M%SZ")
-    folder = out / path_part(snapshot["cloud"]) / path_part(snapshot["region"]) / stamp
-    existing = _read_meta(folder / "report.json")
-    if existing and existing.get("snapshot_id") != snapshot_id:  # two snapshots in the same second
-        folder = folder.with_name(f"{stamp}-{snapshot_id}")
+    folder = report_folder(out, snapshot)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -142,7 +138,19 @@ def _swap_into_place(staging: Path, folder: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_meta(path: Path) -> dict | None:
+def report_folder(out: Path, snapshot: dict) -> Path:
+    """Where the report of `snapshot` (a snapshots row) goes: `<out>/<cloud>/<region>/<snapshot time>`, or
+    `<snapshot time>-<id>` when another snapshot taken in the same second has that folder already."""
+    stamp = snapshot["started_at"].strftime("%Y-%m-%dT%H%M%SZ")
+    folder = Path(out).absolute() / path_part(snapshot["cloud"]) / path_part(snapshot["region"]) / stamp
+    existing = read_meta(folder / "report.json")
+    if existing and existing.get("snapshot_id") != snapshot["id"]:
+        folder = folder.with_name(f"{stamp}-{snapshot['id']}")
+    return folder
+
+
+def read_meta(path: Path) -> dict | None:
+    """A report folder's report.json, or None when it is missing or not a JSON object."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
         return meta if isinstance(meta, dict) else None
@@ -156,7 +164,7 @@ def refresh_index(out: Path) -> Path:
     for meta_path in out.glob("*/*/*/report.json"):
         if meta_path.parent.name.startswith("."):
             continue
-        meta = _read_meta(meta_path)
+        meta = read_meta(meta_path)
         if not meta or "started_at" not in meta:
             log.warning("%s: not a report description, skipped in the index", meta_path)
             continue

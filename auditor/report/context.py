@@ -189,7 +189,6 @@ class _Builder:
             rule["params"] = json.loads(rule["params"]) if rule["params"] else {}
             rule["frameworks"] = json.loads(rule["frameworks"]) if rule["frameworks"] else {}
             rule["findings"] = by_rule.get(rule["id"], [])
-            rule["waived_count"] = 0
         waived = dict(self.con.execute(
             "SELECT rule_id, count(*) FROM findings WHERE evaluation_id = ? AND waived GROUP BY ALL",
             [self.evaluation_id]).fetchall())

@@ -14,18 +14,19 @@ import duckdb
 import orjson
 
 from auditor.collect.paging import sql_literal
+from auditor.rules.catalog import SEVERITY_ORDER_SQL
 from auditor.store.database import quiet
 
 FINDING_COLUMNS = ("severity", "status", "rule_id", "resource_type", "resource_id", "resource_name", "project_id",
                    "project_name", "reason", "waived", "waiver_id", "first_seen_at", "is_new", "snapshot_id",
                    "evaluation_id")
-_FINDINGS_SQL = """
+_FINDINGS_SQL = f"""
     SELECT f.severity, f.status, f.rule_id, f.resource_type, f.resource_id, f.resource_name, f.project_id,
            p.name AS project_name, f.reason, f.waived, f.waiver_id, f.first_seen_at, f.is_new, f.snapshot_id,
            f.evaluation_id
     FROM findings f LEFT JOIN projects p ON p.snapshot_id = f.snapshot_id AND p.id = f.project_id
     WHERE f.evaluation_id = ?
-    ORDER BY list_position(['critical', 'high', 'medium', 'low', 'info'], f.severity),
+    ORDER BY {SEVERITY_ORDER_SQL},
              list_position(['fail', 'error', 'skip', 'info', 'pass'], f.status), f.rule_id, project_name,
              f.resource_name, f.resource_id"""
 

@@ -20,6 +20,8 @@ from auditor.errors import RuleError
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}  # 0 is the worst
+# SQL that sorts rows by the severity in column f.severity, worst first
+SEVERITY_ORDER_SQL = "list_position([" + ", ".join(f"'{s}'" for s in SEVERITIES) + "], f.severity)"
 STATUSES = ("pass", "fail", "skip", "info")
 OUTPUT_COLUMNS = ("resource_id", "resource_name", "project_id", "status", "reason")
 RESOURCE_TYPES = ("server", "flavor", "image", "availability_zone", "server_group", "security_group",

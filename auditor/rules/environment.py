@@ -14,8 +14,9 @@ from auditor.store.database import RESOURCE_TABLES
 # Tables of one snapshot, by the name rules use.
 SNAPSHOT_TABLES = RESOURCE_TABLES + ("snapshot_resources", "collection_errors")
 
-# Helper name -> the resource listings it is built from, so that a rule using it is judged incomplete
-# when one of those listings is. A base table needs its own listing.
+# Helper or derived table -> the resource listings it is built from, so that a rule using it is judged
+# incomplete when one of those listings is (server_security_groups is derived from ports, not listed).
+# Any other table needs its own listing.
 HELPER_INPUTS = {
     "world_ingress_rules": ("security_group_rules",),
     "server_public_addresses": ("servers", "ports", "floating_ips"),
@@ -129,7 +130,4 @@ def inputs_of(table_names: set[str]) -> set[str]:
             inputs.update(HELPER_INPUTS[name])
         elif name in RESOURCE_TABLES:
             inputs.add(name)
-    if "server_security_groups" in inputs:  # derived from ports, not a listing of its own
-        inputs.discard("server_security_groups")
-        inputs.update(HELPER_INPUTS["server_security_groups"])
     return inputs

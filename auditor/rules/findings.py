@@ -8,10 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from auditor.errors import EvaluationError
-from auditor.rules.catalog import SEVERITIES, Catalog
+from auditor.rules.catalog import SEVERITY_ORDER_SQL, Catalog
 from auditor.store.database import open_reader
 
-_SEVERITY_ORDER = "list_position(" + "[" + ", ".join(f"'{s}'" for s in SEVERITIES) + "], f.severity)"
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def list_findings(published: Path, flt: FindingFilter) -> tuple[list[str], list[
               AND ($project IS NULL OR f.project_id = $project OR p.name = $project)
               AND (NOT $new_only OR f.is_new)
               AND ($include_waived OR NOT f.waived)
-            ORDER BY {_SEVERITY_ORDER}, f.status, f.rule_id, project NULLS FIRST, f.resource_name, f.resource_id
+            ORDER BY {SEVERITY_ORDER_SQL}, f.status, f.rule_id, project NULLS FIRST, f.resource_name, f.resource_id
             LIMIT $limit""", {
             "ids": ids, "severities": list(flt.severities), "statuses": list(flt.statuses), "rule": flt.rule,
             "project": flt.project, "new_only": flt.new_only, "include_waived": flt.include_waived, "limit": flt.limit if flt.limit else 2**62,
@@ -93,7 +92,7 @@ def list_resolved(published: Path, flt: FindingFilter) -> tuple[list[str], list[
               AND (len($severities) = 0 OR list_contains($severities, f.severity))
               AND ($rule IS NULL OR f.rule_id = $rule)
               AND ($project IS NULL OR f.project_id = $project OR p.name = $project)
-            ORDER BY {_SEVERITY_ORDER}, f.rule_id, f.resource_name, f.resource_id""", {
+            ORDER BY {SEVERITY_ORDER_SQL}, f.rule_id, f.resource_name, f.resource_id""", {
             "ids": ids, "severities": list(flt.severities), "rule": flt.rule, "project": flt.project,
         })
         return [d[0] for d in cursor.description], cursor.fetchall()
