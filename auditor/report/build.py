@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,7 +73,7 @@ def _write_report(published: Path, snapshot_id: int, catalog: Catalog, settings:
     snapshot, evaluation = html_context["snapshot"], html_context["evaluation"]
     folder = report_folder(out, snapshot)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    staging = folder.with_name(f".{folder.name}.tmp-{_unique()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     result = ReportResult(folder=folder)
@@ -126,7 +128,7 @@ def _wanted(key: str, formats: tuple[str, ...]) -> bool:
 def _swap_into_place(staging: Path, folder: Path) -> None:
     old = None
     if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        old = folder.with_name(f".{folder.name}.old-{_unique()}")
         os.replace(folder, old)
     try:
         os.replace(staging, folder)
@@ -158,8 +160,21 @@ def read_meta(path: Path) -> dict | None:
         return None
 
 
+def _unique() -> str:
+    """A suffix for temporary names: the service writes reports from several threads of one process."""
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+_index_lock = threading.Lock()  # the last writer in this process lists every folder written before it
+
+
 def refresh_index(out: Path) -> Path:
     """Rewrite `<out>/index.html`: every report folder under `out`, newest first."""
+    with _index_lock:
+        return _refresh_index(out)
+
+
+def _refresh_index(out: Path) -> Path:
     reports = []
     for meta_path in out.glob("*/*/*/report.json"):
         if meta_path.parent.name.startswith("."):
@@ -181,7 +196,7 @@ def refresh_index(out: Path) -> Path:
     reports.sort(key=lambda r: (r["started_at"], r["snapshot_id"] or 0), reverse=True)
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
-    tmp = out / f".index.html.tmp-{os.getpid()}"
+    tmp = out / f".index.html.tmp-{_unique()}"
     tmp.write_text(render_index(reports, datetime.now(UTC).replace(tzinfo=None)), encoding="utf-8")
     os.replace(tmp, index)
     return index

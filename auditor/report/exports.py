@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import orjson
 
 from auditor.collect.paging import sql_literal
 from auditor.rules.catalog import SEVERITY_ORDER_SQL
-from auditor.store.database import quiet
+from auditor.store.database import open_snapshot_file
 
 FINDING_COLUMNS = ("severity", "status", "rule_id", "resource_type", "resource_id", "resource_name", "project_id",
                    "project_name", "reason", "waived", "waiver_id", "first_seen_at", "is_new", "snapshot_id",
@@ -62,10 +61,8 @@ def _write_csv(published: Path, sql: str, key: int, columns: tuple[str, ...], ta
     """One of our fixed queries to CSV with DuckDB's COPY (Python's csv module took 2 s for 176,000 rows).
     COPY needs file access, which readers of the published copy do not get: this connection runs only
     the queries of this module, never user SQL."""
-    con = duckdb.connect(str(published), read_only=True, config={"autoload_known_extensions": False,
-                                                                 "autoinstall_known_extensions": False})
+    con = open_snapshot_file(published)
     try:
-        quiet(con)
         guarded = ", ".join(f"{_GUARD.format(c=c)} AS {c}" for c in columns)
         query = sql.replace("?", str(int(key)), 1)
         con.execute(f"COPY (SELECT {guarded} FROM ({query}) AS q) TO {sql_literal(str(target))} "

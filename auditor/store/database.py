@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import shutil
+import threading
 import time
 from contextlib import contextmanager
 from importlib.resources import files
@@ -75,9 +76,21 @@ def published_path(database: Path) -> Path:
     return database.with_name(f"{database.stem}.readonly{database.suffix or '.duckdb'}")
 
 
+# One writer at a time within this process too: the service runs jobs in threads, and DuckDB would hand
+# them one shared database instance, where a publish could copy the file while another thread writes.
+_process_writer = threading.RLock()
+
+
 @contextmanager
 def open_writer(database: Path, lock_timeout: float = 120.0):
-    """Open the database for writing, waiting (with jitter) while another process holds it."""
+    """Open the database for writing, waiting (with jitter) while another process or thread holds it."""
+    with _process_writer:
+        with _open_writer(database, lock_timeout) as con:
+            yield con
+
+
+@contextmanager
+def _open_writer(database: Path, lock_timeout: float):
     database.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + lock_timeout
     delay = 0.05
@@ -178,24 +191,41 @@ def publish(con, database: Path) -> Path:
     return target
 
 
-READ_ONLY_CONFIG = {
-    "enable_external_access": False,  # no ATTACH, COPY TO, read_csv of local files, INSTALL
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
-
-
 def open_reader(path: Path):
-    """Open a published copy read-only, with file access and extension loading disabled."""
+    """Open a published copy read-only, with file access and extension loading disabled and locked."""
+    con = open_snapshot_file(path)
+    try:
+        con.execute("SET enable_external_access = false")  # no ATTACH, COPY TO, read_csv of local files
+        con.execute("SET lock_configuration = true")  # and nothing above can be undone by a query
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
+
+def open_snapshot_file(path: Path):
+    """A read-only connection to a published copy, in a DuckDB instance of its own.
+
+    `duckdb.connect(path)` would share one instance per path within the process. In the service, where
+    jobs and the HTTP endpoint open the copy from several threads, a shared instance would keep reading
+    the file that a publish has since replaced, and one connection's locked configuration would refuse
+    another's settings. An in-memory instance that attaches the file sees the current copy every time.
+    Callers that run user SQL must disable file access afterwards (see open_reader)."""
     if not path.is_file():
         raise StoreError(f"{path}: no published snapshot database yet (run `auditor snapshot` first)")
     try:
-        con = duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
-        quiet(con)
-        con.execute("SET lock_configuration = true")  # and nothing above can be undone by a query
-        return con
+        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                 "autoload_known_extensions": False})
     except duckdb.Error as exc:
         raise StoreError(f"{path}: cannot open: {exc}") from None
+    try:
+        quiet(con)
+        con.execute("ATTACH ? AS snapshot_store (READ_ONLY)", [str(path)])
+        con.execute("USE snapshot_store")
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreError(f"{path}: cannot open: {exc}") from None
+    return con
 
 
 def quiet(con) -> None:
