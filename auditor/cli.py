@@ -285,21 +285,18 @@ def run(obj: Context, cloud_name, regions, scope, fail_on, no_report):
 
 def _write_reports(config: Config, catalog, snapshot_ids, formats, out_dir) -> int:
     """Write each snapshot's report; one that fails is reported and the others are still written."""
-    from auditor.errors import ReportError
-    from auditor.report.build import write_report
+    from auditor.pipeline import write_reports
 
     code = 0
-    for snapshot_id in snapshot_ids:
-        try:
-            result = write_report(_published(config), snapshot_id, catalog, config.report, formats, out_dir)
-        except ReportError as exc:
-            click.echo(f"auditor: error: report of snapshot {snapshot_id}: {exc}", err=True)
-            code = max(code, exc.exit_code)
+    for outcome in write_reports(config, catalog, snapshot_ids, formats, out_dir):
+        if outcome.error:
+            click.echo(f"auditor: error: report of snapshot {outcome.snapshot_id}: {outcome.error}", err=True)
+            code = max(code, outcome.error.exit_code)
             continue
-        click.echo(f"report of snapshot {snapshot_id}: {result.folder}")
+        click.echo(f"report of snapshot {outcome.snapshot_id}: {outcome.folder}")
         for key in ("html", "pdf"):
-            if key in result.files:
-                click.echo(f"  {key.upper()}: {result.files[key]}")
+            if key in outcome.files:
+                click.echo(f"  {key.upper()}: {outcome.files[key]}")
     return code
 
 
@@ -343,42 +340,22 @@ def email_command(obj: Context, snapshot_spec, dry_run, out_dir):
     """Send the digest of a snapshot to every recipient group of [email] (one message per group), writing
     the snapshot's report first if it does not exist yet. Exit 10 if a digest could not be built or sent."""
     from auditor.errors import NotifyError
-    from auditor.notify import TOP_RISKS, build_digests, existing_report, send_digest, smtp_password, write_eml
-    from auditor.report.build import snapshots_to_report, write_report
-    from auditor.report.context import build_context
-    from auditor.store.database import ensure_current_schema
+    from auditor.pipeline import deliver_digests
 
     config = obj.config
-    settings = config.email
-    if settings is None:
-        raise ConfigError(f"{config.source or 'auditor.toml'}: no [email] section: the digest needs the SMTP "
-                          "server, the sender and [[email.groups]] (see docs/configuration.md)")
-    password = None if dry_run else smtp_password(settings)
-    catalog = _ruleset(config).catalog
-    ensure_current_schema(config.database)
-    published = _published(config)
-    failures = []
-    for snapshot_id in snapshots_to_report(published, snapshot_spec):
-        context = build_context(published, snapshot_id, catalog, detail_rows=TOP_RISKS)
-        folder = existing_report(config.report.out_dir, context)
-        if folder is None:  # the digest attaches the PDF, so it is written whatever [report] formats says
-            formats = tuple(dict.fromkeys((*config.report.formats, "pdf")))
-            folder = write_report(published, snapshot_id, catalog, config.report, formats).folder
-            click.echo(f"report of snapshot {snapshot_id}: {folder}")
-        for digest in build_digests(context, folder, settings):
-            if dry_run:
-                click.echo(f"snapshot {snapshot_id}, group {digest.group.name}: "
-                           f"{write_eml(digest, Path(out_dir) if out_dir else folder)}")
-                continue
-            try:
-                send_digest(digest, settings, password)
-            except NotifyError as exc:
-                click.echo(f"auditor: error: snapshot {snapshot_id}: {exc}", err=True)
-                failures.append(exc)
-                continue
-            click.echo(f"snapshot {snapshot_id}, group {digest.group.name}: sent to "
-                       f"{len(digest.group.recipients)} recipient{'s' if len(digest.group.recipients) != 1 else ''}")
-    sys.exit(NotifyError.exit_code if failures else 0)
+    outcomes = deliver_digests(config, _ruleset(config).catalog, snapshot_spec, dry_run=dry_run,
+                               out_dir=Path(out_dir) if out_dir else None)
+    for outcome in outcomes:
+        if outcome.report_written:
+            click.echo(f"report of snapshot {outcome.snapshot_id}: {outcome.report_written}")
+        where = f"snapshot {outcome.snapshot_id}, group {outcome.group}"
+        if outcome.error:
+            click.echo(f"auditor: error: snapshot {outcome.snapshot_id}: {outcome.error}", err=True)
+        elif outcome.eml:
+            click.echo(f"{where}: {outcome.eml}")
+        else:
+            click.echo(f"{where}: sent to {outcome.recipients} recipient{'s' if outcome.recipients != 1 else ''}")
+    sys.exit(NotifyError.exit_code if any(o.error for o in outcomes) else 0)
 
 
 # -- findings ---------------------------------------------------------------------------------------------
@@ -563,6 +540,113 @@ def rules_test(obj: Context, path, quiet):
     click.echo(f"{total - failed} of {total} cases passed in {len(selected)} rules")
     if failed or problems:
         raise RuleError(problems + ([f"{failed} case(s) failed"] if failed else []))
+
+
+# -- service ----------------------------------------------------------------------------------------------
+@cli.command()
+@click.pass_obj
+def serve(obj: Context):
+    """Run the schedule of auditor.toml until SIGTERM or SIGINT: the main job of every cloud/region, the
+    digest and pruning, each run logged and recorded in job_runs (see `auditor jobs`). Exits 0 when stopped
+    by a signal, within 10 seconds; exits 11 when another service holds the job store."""
+    from auditor.notify import smtp_password
+    from auditor.service.scheduler import STOP_TIMEOUT, Service
+
+    if logging.getLogger().level > logging.INFO:  # a service logs what it does; -v adds debug detail
+        logging.getLogger().setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    stopping = threading.Event()
+
+    def request_stop(signum, frame):
+        if stopping.is_set():  # a second signal: stop now
+            os._exit(0)
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    config = obj.config
+    _ruleset(config)  # bad rule, waiver or mapping files stop the service before it starts
+    if config.email:
+        smtp_password(config.email)  # so does a missing SMTP password
+    service = Service(config)
+    service.start()
+    click.echo(f"auditor serve: {len(service.specs)} job(s), job store {config.job_store}"
+               + (f", HTTP endpoint {service.http.url}" if service.http else "") + "; stop with SIGTERM or Ctrl-C",
+               err=True)
+    while not stopping.wait(1):
+        pass
+    logging.getLogger("auditor.service").info("stopping: no new runs; running ones asked to stop")
+    if not service.shutdown(STOP_TIMEOUT):
+        logging.shutdown()
+        os._exit(0)  # job threads that would not stop; nothing they had not committed is visible
+    sys.exit(0)
+
+
+@cli.command()
+@click.option("--history", type=click.IntRange(min=1), help="List the newest N runs instead (all jobs, or --job).")
+@click.option("--job", "job_id", help="With --history: only this job.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def jobs(obj: Context, history, job_id, fmt):
+    """The schedule: each job of auditor.toml, its trigger, next run, last run and its outcome; whether a
+    service is running. With --history, past runs from job_runs, newest first."""
+    from auditor.service.runs import JobRuns
+    from auditor.service.scheduler import StoreLock, job_specs, stored_next_runs
+
+    config = obj.config
+    runs = JobRuns(config.job_store)
+    if history:
+        rows = [(r.job_id, _ts(r.scheduled_at), _ts(r.started_at), _duration(r.seconds), r.outcome,
+                 r.snapshot_id, r.error or r.detail or "") for r in runs.history(job_id, history)]
+        click.echo(render(["job", "scheduled", "started", "took", "outcome", "snapshot", "error or detail"],
+                          rows, fmt), nl=False)
+        return
+    holder = StoreLock(config.job_store).holder()
+    specs = job_specs(config)
+    next_runs = stored_next_runs(config.job_store)
+    latest = runs.latest()
+    rows = []
+    for spec in specs:
+        last = latest.get(spec.id)
+        rows.append((spec.id, spec.schedule, _ts(next_runs.get(spec.id)) or "-", _ts(last.scheduled_at) if last else "-",
+                     last.outcome if last else "-", _duration(last.seconds) if last else "",
+                     (last.error or last.detail or "") if last else ""))
+    click.echo(render(["job", "schedule", "next run", "last run", "outcome", "took", "error or detail"], rows, fmt),
+               nl=False)
+    if fmt == "table":
+        state = f"running (pid {holder})" if holder else "not running"
+        click.echo(f"service: {state}; job store {config.job_store}; times in UTC")
+
+
+def _ts(moment) -> str:
+    from datetime import UTC
+
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _duration(seconds) -> str:
+    return f"{seconds:.1f}s" if seconds is not None else ""
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be pruned; change nothing.")
+@click.pass_obj
+def prune(obj: Context, dry_run):
+    """Apply the [retention] policy now: keep every snapshot for keep_all_days, then one a day for
+    daily_days, then one a week; the newest complete snapshot of each cloud/region always stays. Pruned
+    snapshots lose their rows, findings and report folders; first-seen dates of findings survive."""
+    from auditor.errors import RetentionError
+    from auditor.store.retention import prune as prune_database
+
+    config = obj.config
+    if config.retention is None:
+        raise RetentionError(f"{config.source or 'auditor.toml'}: no [retention] section: nothing is pruned until "
+                             "you set a policy (see docs/configuration.md)")
+    result = prune_database(config.database, config.retention, config.report.out_dir, dry_run=dry_run)
+    if dry_run and result.pruned:
+        click.echo(f"would prune snapshots: {', '.join(str(i) for i in result.pruned)}")
+    click.echo(("dry run: " if dry_run else "") + result.summary())
 
 
 # -- fake-cloud -------------------------------------------------------------------------------------------

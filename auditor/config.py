@@ -33,6 +33,7 @@ class CloudTarget:
     name: str  # a cloud in clouds.yaml
     regions: tuple[str, ...] = ()  # empty: the regions clouds.yaml gives for the cloud
     scope: str = "auto"  # auto: cloud-wide when the credentials are admin, else the user's projects
+    schedule: str | None = None  # `auditor serve`: this cloud's own schedule instead of [service] run
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,35 @@ class EmailSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 9187  # 0: any free port (logged at start)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """[service]: what `auditor serve` runs and when. Schedules are checked by auditor/service/triggers.py."""
+
+    timezone: str = "UTC"  # IANA zone of the cron expressions
+    run: str = "0 */6 * * *"  # snapshot + evaluate + report of each cloud/region
+    email: str | None = None  # the digest; default "0 7 * * *" when [email] exists, else no digest job
+    prune: str | None = None  # retention; default "30 3 * * *" when [retention] exists, else no pruning
+    misfire_grace: int = 3600  # seconds: a run missed while the service was down is caught up once if this recent
+    job_store: Path | None = None  # SQLite file with the schedule and job_runs; default beside the database
+    workers: int = 4  # jobs running at once (one job never overlaps itself)
+    http: HttpSettings | None = None  # no [service.http]: no HTTP endpoint
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """[retention]: keep every snapshot for keep_all_days, then one a day for daily_days more, then one a
+    week; the rules of which one, and what is never pruned, are in auditor/store/retention.py."""
+
+    keep_all_days: int = 14
+    daily_days: int = 90
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None
     database: Path
@@ -87,9 +117,16 @@ class Config:
     rules: RulesSettings = field(default_factory=RulesSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     email: EmailSettings | None = None  # None: no [email] section, no digests
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    retention: RetentionSettings | None = None  # None: no [retention] section, nothing is ever pruned
+
+    @property
+    def job_store(self) -> Path:
+        return self.service.job_store or self.database.with_name(f"{self.database.stem}.jobs.sqlite")
 
 
-_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules", "report", "email"}
+_TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules", "report", "email", "service",
+             "retention"}
 _REPORT_FORMATS = ("html", "pdf", "csv", "json")
 _REPORT_LIMITS = {  # key: (type, minimum, maximum)
     "pdf_max_rows": (int, 0, 100_000),
@@ -97,7 +134,7 @@ _REPORT_LIMITS = {  # key: (type, minimum, maximum)
     "pdf_memory_limit_mb": (int, 256, 65_536),
 }
 _RULES_KEYS = {"paths", "builtin", "disabled", "instance_types", "waivers", "params", "timeout"}
-_CLOUD_KEYS = {"name", "regions", "scope"}
+_CLOUD_KEYS = {"name", "regions", "scope", "schedule"}
 _COLLECTION_LIMITS = {  # key: (type, minimum, maximum)
     "timeout": (float, 1, 3600),
     "retries": (int, 0, 20),
@@ -158,7 +195,64 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
                   database_memory_limit=memory_limit.strip(), rules=_parse_rules(data.get("rules", {}), source),
                   report=_parse_report(data.get("report", {}), source),
-                  email=_parse_email(data["email"], source) if "email" in data else None)
+                  email=_parse_email(data["email"], source) if "email" in data else None,
+                  service=_parse_service(data.get("service", {}), source, "email" in data, "retention" in data),
+                  retention=_parse_retention(data["retention"], source) if "retention" in data else None)
+
+
+_SERVICE_KEYS = {"timezone", "run", "email", "prune", "misfire_grace", "job_store", "workers", "http"}
+_SERVICE_LIMITS = {  # key: (type, minimum, maximum)
+    "misfire_grace": (int, 1, 7 * 86400),
+    "workers": (int, 1, 64),
+}
+_HTTP_LIMITS = {"port": (int, 0, 65535)}
+_RETENTION_LIMITS = {
+    "keep_all_days": (int, 1, 36500),
+    "daily_days": (int, 0, 36500),
+}
+
+
+def _parse_service(raw: Any, source: Path, has_email: bool, has_retention: bool) -> ServiceSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key 'service' must be a table, got {_kind(raw)}")
+    _reject_unknown(raw, _SERVICE_KEYS, source, "service.")
+    values: dict[str, Any] = _numbers(raw, _SERVICE_LIMITS, source, "service.")
+    timezone = raw.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not timezone:
+        raise ConfigError(f"{source}: key 'service.timezone' must be an IANA time zone name such as "
+                          f"\"Europe/Berlin\", got {timezone!r}")
+    values["timezone"] = timezone
+    for key in ("run", "email", "prune"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            raise ConfigError(f"{source}: key 'service.{key}' must be a schedule string: a cron expression such as "
+                              f"\"0 */6 * * *\" or an interval such as \"every 30m\", got {raw[key]!r}")
+    values["run"] = raw.get("run", ServiceSettings.run).strip()
+    if "email" in raw and not has_email:
+        raise ConfigError(f"{source}: key 'service.email' schedules the digest, but there is no [email] section")
+    if "prune" in raw and not has_retention:
+        raise ConfigError(f"{source}: key 'service.prune' schedules pruning, but there is no [retention] section")
+    values["email"] = raw.get("email", "0 7 * * *").strip() if has_email else None
+    values["prune"] = raw.get("prune", "30 3 * * *").strip() if has_retention else None
+    if "job_store" in raw:
+        values["job_store"] = _path(raw["job_store"], source, "service.job_store", "a file path")
+    if "http" in raw:
+        http = raw["http"]
+        if not isinstance(http, dict):
+            raise ConfigError(f"{source}: key 'service.http' must be a table ([service.http]), got {_kind(http)}")
+        _reject_unknown(http, {"host", *_HTTP_LIMITS}, source, "service.http.")
+        host = http.get("host", HttpSettings.host)
+        if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+            raise ConfigError(f"{source}: key 'service.http.host' must be an address to listen on such as "
+                              f"\"127.0.0.1\", got {host!r}")
+        values["http"] = HttpSettings(host=host, **_numbers(http, _HTTP_LIMITS, source, "service.http."))
+    return ServiceSettings(**values)
+
+
+def _parse_retention(raw: Any, source: Path) -> RetentionSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key 'retention' must be a table, got {_kind(raw)}")
+    _reject_unknown(raw, set(_RETENTION_LIMITS), source, "retention.")
+    return RetentionSettings(**_numbers(raw, _RETENTION_LIMITS, source, "retention."))
 
 
 def _parse_report(raw: Any, source: Path) -> ReportSettings:
@@ -167,11 +261,7 @@ def _parse_report(raw: Any, source: Path) -> ReportSettings:
     _reject_unknown(raw, {"out_dir", "formats", *_REPORT_LIMITS}, source, "report.")
     values: dict[str, Any] = {"out_dir": source.parent / "output"}  # like the database: beside the config
     if "out_dir" in raw:
-        out_dir = raw["out_dir"]
-        if not isinstance(out_dir, str) or not out_dir.strip():
-            raise ConfigError(f"{source}: key 'report.out_dir' must be a folder path, got {out_dir!r}")
-        path = Path(out_dir).expanduser()
-        values["out_dir"] = path if path.is_absolute() else source.parent / path
+        values["out_dir"] = _path(raw["out_dir"], source, "report.out_dir", "a folder path")
     if "formats" in raw:
         formats = raw["formats"]
         if not isinstance(formats, list) or not formats or not all(f in _REPORT_FORMATS for f in formats):
@@ -232,11 +322,7 @@ def _parse_email(raw: Any, source: Path) -> EmailSettings:
         raise ConfigError(f"{source}: key 'email.security' is \"none\" but 'email.username' is set: the password "
                           "would cross the network in clear; use starttls or tls")
     if "ca_file" in raw:
-        ca_file = raw["ca_file"]
-        if not isinstance(ca_file, str) or not ca_file.strip():
-            raise ConfigError(f"{source}: key 'email.ca_file' must be a file path, got {ca_file!r}")
-        path = Path(ca_file).expanduser()
-        path = path if path.is_absolute() else source.parent / path
+        path = _path(raw["ca_file"], source, "email.ca_file", "a file path")
         if not path.is_file():
             raise ConfigError(f"{source}: key 'email.ca_file': file {path} does not exist")
         values["ca_file"] = path
@@ -276,6 +362,14 @@ def _address(value: Any, source: Path, key: str) -> str:
         raise ConfigError(f"{source}: key '{key}' must hold plain email addresses such as ops@example.com "
                           f"(ASCII, no display name, no spaces or line breaks), got {value!r}")
     return value
+
+
+def _path(value: Any, source: Path, key: str, what: str) -> Path:
+    """A path string from the config; a relative one is relative to the config file's folder."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}: key '{key}' must be {what}, got {value!r}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else source.parent / path
 
 
 def _numbers(table: dict, limits: dict[str, tuple[type, float, float]], source: Path, prefix: str) -> dict:
@@ -352,7 +446,11 @@ def _parse_cloud(item: Any, source: Path, index: int) -> CloudTarget:
     scope = item.get("scope", "auto")
     if scope not in SCOPES:
         raise ConfigError(f"{source}: key '{where}.scope' must be one of {', '.join(SCOPES)}, got {scope!r}")
-    return CloudTarget(name=name, regions=tuple(regions), scope=scope)
+    schedule = item.get("schedule")
+    if schedule is not None and (not isinstance(schedule, str) or not schedule.strip()):
+        raise ConfigError(f"{source}: key '{where}.schedule' must be a schedule string such as \"0 */6 * * *\", "
+                          f"got {schedule!r}")
+    return CloudTarget(name=name, regions=tuple(regions), scope=scope, schedule=schedule.strip() if schedule else None)
 
 
 def _reject_unknown(table: dict, allowed: set[str], source: Path, prefix: str) -> None:

@@ -67,3 +67,15 @@ class NotifyError(AuditorError):
     """The digest could not be built or sent."""
 
     exit_code = 10
+
+
+class ServiceError(AuditorError):
+    """The service cannot start: its job store is in use by another instance, a schedule is invalid, ..."""
+
+    exit_code = 11
+
+
+class RetentionError(AuditorError):
+    """Pruning could not run (no [retention] policy, or the database could not be changed)."""
+
+    exit_code = 12

@@ -1,4 +1,7 @@
-"""The main job's steps, shared by the CLI and (later) the service: snapshot, then summarize."""
+"""The main job's steps, shared by the CLI and the service: snapshot, evaluate, report, email the digest.
+
+Each step returns what it did; the CLI prints it and the service logs and records it in job_runs.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,10 @@ from pathlib import Path
 
 from auditor.collect.collector import Collector, RegionSnapshot, region_names
 from auditor.config import CloudTarget, Config
-from auditor.errors import CollectionCancelled
+from auditor.errors import CollectionCancelled, NotifyError, ReportError
 from auditor.output import render
 from auditor.store.database import open_reader
 from auditor.store.writer import write_snapshot
-
-_write_lock = threading.Lock()  # one writer at a time in this process; other processes wait on DuckDB's lock
 
 
 @dataclass
@@ -66,8 +67,7 @@ def _snapshot_one(config: Config, collector: Collector, target: CloudTarget, reg
     snapshot: RegionSnapshot = collector.collect(target, region)
     if collector.stop.is_set():
         raise CollectionCancelled("collection stopped before it finished; nothing was written")
-    with _write_lock:
-        snapshot_id, counts = write_snapshot(config.database, snapshot, memory_limit=config.database_memory_limit)
+    snapshot_id, counts = write_snapshot(config.database, snapshot, memory_limit=config.database_memory_limit)
     return SnapshotResult(
         cloud=snapshot.cloud,
         region=snapshot.region,
@@ -116,3 +116,88 @@ def inventory_summary(published: Path, snapshot_id: int) -> str:
     finally:
         con.close()
 
+
+
+@dataclass
+class ReportOutcome:
+    snapshot_id: int
+    folder: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    error: ReportError | None = None
+
+
+def write_reports(config: Config, catalog, snapshot_ids: list[int], formats: tuple[str, ...] | None = None,
+                  out_dir: Path | None = None) -> list[ReportOutcome]:
+    """Write each snapshot's report; one that fails is returned with its error and the others are written."""
+    from auditor.report.build import write_report
+    from auditor.store.database import published_path
+
+    outcomes = []
+    for snapshot_id in snapshot_ids:
+        try:
+            result = write_report(published_path(config.database), snapshot_id, catalog, config.report,
+                                  formats or config.report.formats, out_dir)
+        except ReportError as exc:
+            outcomes.append(ReportOutcome(snapshot_id, error=exc))
+            continue
+        outcomes.append(ReportOutcome(snapshot_id, result.folder, result.files))
+    return outcomes
+
+
+@dataclass
+class DigestOutcome:
+    snapshot_id: int
+    group: str
+    recipients: int
+    report_written: Path | None = None  # the report folder, when the digest had to write it first
+    eml: Path | None = None  # --dry-run: the message file
+    error: NotifyError | None = None
+
+
+def deliver_digests(config: Config, catalog, snapshot_spec: str | int = "latest", *, dry_run: bool = False,
+                    out_dir: Path | None = None, stop: threading.Event | None = None) -> list[DigestOutcome]:
+    """Build the digest of each chosen snapshot for every recipient group of [email] and send it (or write
+    it as an .eml with dry_run). The snapshot's report is written first when it does not exist yet, since
+    the digest attaches its PDF. A group whose message cannot be sent is returned with its error."""
+    from auditor.notify import (
+        TOP_RISKS,
+        build_digests,
+        existing_report,
+        send_digest,
+        smtp_password,
+        write_eml,
+    )
+    from auditor.report.build import snapshots_to_report, write_report
+    from auditor.report.context import build_context
+    from auditor.store.database import ensure_current_schema, published_path
+
+    settings = config.email
+    if settings is None:
+        from auditor.errors import ConfigError
+
+        raise ConfigError(f"{config.source or 'auditor.toml'}: no [email] section: the digest needs the SMTP "
+                          "server, the sender and [[email.groups]] (see docs/configuration.md)")
+    password = None if dry_run else smtp_password(settings)
+    ensure_current_schema(config.database)
+    published = published_path(config.database)
+    sleep = stop.wait if stop is not None else time.sleep  # a stopping service does not sit out a backoff
+    outcomes = []
+    for snapshot_id in snapshots_to_report(published, snapshot_spec):
+        context = build_context(published, snapshot_id, catalog, detail_rows=TOP_RISKS)
+        folder = existing_report(config.report.out_dir, context)
+        written = None
+        if folder is None:  # the digest attaches the PDF, so it is written whatever [report] formats says
+            formats = tuple(dict.fromkeys((*config.report.formats, "pdf")))
+            folder = written = write_report(published, snapshot_id, catalog, config.report, formats).folder
+        for digest in build_digests(context, folder, settings):
+            outcome = DigestOutcome(snapshot_id, digest.group.name, len(digest.group.recipients), written)
+            written = None
+            if dry_run:
+                outcome.eml = write_eml(digest, out_dir or folder)
+            else:
+                try:
+                    send_digest(digest, settings, password, sleep=sleep)
+                except NotifyError as exc:
+                    outcome.error = exc
+            outcomes.append(outcome)
+    return outcomes

@@ -12,7 +12,6 @@ from auditor.rules.catalog import SEVERITY_ORDER_SQL, Catalog
 from auditor.store.database import open_reader
 
 
-
 @dataclass(frozen=True)
 class FindingFilter:
     snapshot: str = "latest"  # 'latest' or a snapshot id
