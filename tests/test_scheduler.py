@@ -313,3 +313,19 @@ def test_job_specs_name_the_key_of_a_bad_schedule_or_zone(tmp_path):
         parse_config({**base, "service": {"email": "0 7 * * *"}}, source)
     with pytest.raises(ConfigError, match=r"key 'service.prune' schedules pruning, but there is no \[retention\]"):
         parse_config({**base, "service": {"prune": "0 3 * * *"}}, source)
+
+
+def test_a_service_that_cannot_start_leaves_the_job_store_free(tmp_path):
+    import socket
+
+    from auditor.config import HttpSettings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = config(tmp_path, http=HttpSettings(port=port))
+        with pytest.raises(ServiceError, match=f"127.0.0.1:{port}"):
+            started(cfg, [spec("a", "every 1h")])
+    assert wait_until(lambda: not [t for t in threading.enumerate() if t.name == "APScheduler"])
+    started(config(tmp_path), [spec("a", "every 1h")]).shutdown(2)  # the lock is free again

@@ -156,6 +156,8 @@ class Service:
         try:
             self._start()
         except BaseException:
+            if self.scheduler is not None and self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
             self._close()
             raise
 
