@@ -117,7 +117,6 @@ def inventory_summary(published: Path, snapshot_id: int) -> str:
         con.close()
 
 
-
 @dataclass
 class ReportOutcome:
     snapshot_id: int
