@@ -393,18 +393,11 @@ def _parse_rules(raw: Any, source: Path) -> RulesSettings:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: key 'rules' must be a table, got {_kind(raw)}")
     _reject_unknown(raw, _RULES_KEYS, source, "rules.")
-    base = source.parent
-
-    def path_of(key: str, value: Any) -> Path:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{source}: key 'rules.{key}' must be a path string, got {value!r}")
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path
 
     paths = raw.get("paths", [])
     if not isinstance(paths, list):
         raise ConfigError(f"{source}: key 'rules.paths' must be a list of rule folders, got {_kind(paths)}")
-    folders = tuple(path_of("paths", p) for p in paths)
+    folders = tuple(_path(p, source, "rules.paths", "a path string") for p in paths)
     for folder in folders:
         if not folder.is_dir():
             raise ConfigError(f"{source}: key 'rules.paths': rule folder {folder} does not exist")
@@ -417,7 +410,7 @@ def _parse_rules(raw: Any, source: Path) -> RulesSettings:
     files = {}
     for key in ("instance_types", "waivers"):
         if key in raw:
-            files[key] = path_of(key, raw[key])
+            files[key] = _path(raw[key], source, f"rules.{key}", "a path string")
             if not files[key].is_file():
                 raise ConfigError(f"{source}: key 'rules.{key}': file {files[key]} does not exist")
     params = raw.get("params", {})

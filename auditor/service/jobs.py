@@ -82,7 +82,8 @@ def active() -> JobContext:
     return _active
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of at most 500 characters, for job_runs and the log."""
     text = " ".join(str(exc).split())
     return text[:500] or type(exc).__name__
 
@@ -98,13 +99,13 @@ def _guarded(job_id: str, work: Callable[[JobContext, datetime], RunOutcome]) ->
             return work(context, started)
         except (CollectionCancelled, EvaluationCancelled) as exc:
             log.warning("%s: stopped: %s", job_id, exc)
-            return RunOutcome("cancelled", started, _one_line(exc))
+            return RunOutcome("cancelled", started, one_line(exc))
         except AuditorError as exc:
             log.error("%s: failed: %s", job_id, exc)
-            return RunOutcome("failed", started, _one_line(exc))
+            return RunOutcome("failed", started, one_line(exc))
         except Exception as exc:  # a bug must not stop the service; the traceback goes to the log
             log.exception("%s: failed unexpectedly", job_id)
-            return RunOutcome("failed", started, f"unexpected error: {_one_line(exc)}")
+            return RunOutcome("failed", started, f"unexpected error: {one_line(exc)}")
 
 
 def run_target(cloud: str, region: str, scope: str) -> RunOutcome:
@@ -169,7 +170,7 @@ def _send_digests(context: JobContext, started: datetime) -> RunOutcome:
     detail = f"sent {len(outcomes) - len(failed)} of {len(outcomes)} digests (snapshots {snapshots})"
     log.info("email: %s", detail)
     if failed:
-        return RunOutcome("failed", started, "; ".join(_one_line(o.error) for o in failed[:3]), detail)
+        return RunOutcome("failed", started, "; ".join(one_line(o.error) for o in failed[:3]), detail)
     return RunOutcome("succeeded", started, detail=detail)
 
 

@@ -253,8 +253,7 @@ class Service:
             else:
                 self.runs.finished(event.job_id, event.scheduled_run_time, "succeeded")
         elif event.code == EVENT_JOB_ERROR:
-            self.runs.finished(event.job_id, event.scheduled_run_time, "failed",
-                               error=" ".join(str(event.exception).split())[:500] or type(event.exception).__name__)
+            self.runs.finished(event.job_id, event.scheduled_run_time, "failed", error=jobs.one_line(event.exception))
         elif event.code == EVENT_JOB_MISSED:
             late = (utcnow() - event.scheduled_run_time).total_seconds()
             log.warning("job %s: the run of %s is %.0f s late, past the grace time; not run", event.job_id,
