@@ -19,7 +19,7 @@ from auditor.pipeline import snapshot_targets
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "sample_data" / "demo-cloud"
-SAMPLES = REPO.parent / "shared" / "openstack-api-samples"
+SAMPLES = REPO / "tests" / "api-samples"  # copied from the upstream projects: see SOURCES.md there
 
 
 @pytest.fixture(scope="session")

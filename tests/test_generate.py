@@ -10,7 +10,7 @@ import pytest
 
 from auditor.fakecloud.generate import generate_cloud
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "openstack-api-samples"
+SAMPLES = Path(__file__).resolve().parent / "api-samples"
 RESOURCES = ("projects", "servers", "flavors", "availability_zones", "server_groups", "images",
              "security_groups", "ports", "floating_ips")
 HEX32 = re.compile(r"[0-9a-f]{32}")

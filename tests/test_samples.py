@@ -1,5 +1,5 @@
-"""Every server, flavor, image, rule and port sample from ../shared/openstack-api-samples, served by the fake
-cloud over HTTP, collected, written to DuckDB and read back with the right values."""
+"""Every server, flavor, image, rule and port sample in tests/api-samples (verbatim upstream API samples),
+served by the fake cloud over HTTP, collected, written to DuckDB and read back with the right values."""
 
 from __future__ import annotations
 
