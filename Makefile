@@ -17,8 +17,9 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q 
 demo: sysdeps $(VENV)/.runtime-installed
 	$(BIN)/auditor demo
 
+# On every core (pytest-xdist); one file per worker keeps each module's shared snapshots built once.
 test: testdeps $(VENV)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: sysdeps $(VENV)/.test-installed
 	$(BIN)/python bench/snapshot.py
