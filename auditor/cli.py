@@ -18,7 +18,7 @@ import duckdb
 import yaml
 
 from auditor import __version__
-from auditor.config import CloudTarget, Config, load_config
+from auditor.config import OWNER_ONLY_UMASK, CloudTarget, Config, load_config
 from auditor.errors import (
     AuditorError,
     CollectionCancelled,
@@ -26,11 +26,15 @@ from auditor.errors import (
     RuleError,
     StoreError,
 )
+from auditor.logs import configure as configure_logging
+from auditor.logs import mask, scrub
+from auditor.logs import set_format as set_log_format
 from auditor.output import render, terminal_safe
 
 EXIT_PARTIAL = 1
 EXIT_FAILED = 3
 EXIT_FINDINGS = 8  # --fail-on: new findings at or above the threshold
+EXIT_RULE_ERRORS = 13  # the evaluation was stored, but some rules ended in error
 SEVERITY_CHOICE = click.Choice(["critical", "high", "medium", "low", "info"])
 
 
@@ -46,6 +50,7 @@ class Context:
             config = load_config(self._config_path)
             if self.database_override:
                 config = dataclasses.replace(config, database=Path(self.database_override))
+            os.umask(config.umask)
             self._config = config
         return self._config
 
@@ -59,11 +64,9 @@ class Context:
 @click.pass_context
 def cli(ctx, config_path, database, verbose):
     """Compliance and inventory auditing for OpenStack clouds."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if verbose < 2:  # keystoneauth's debug log would print request headers
-        logging.getLogger("keystoneauth").setLevel(max(level, logging.WARNING))
-        logging.getLogger("openstack").setLevel(max(level, logging.WARNING))
+    configure_logging(verbose)  # libraries that log bodies stay at WARNING; every line is scrubbed
+    # What we write is a map of every exposed server: owner-only until the config says the group may read.
+    os.umask(OWNER_ONLY_UMASK)
     ctx.obj = Context(config_path, database)
 
 
@@ -71,10 +74,10 @@ def main() -> None:
     try:
         cli(standalone_mode=False)
     except AuditorError as exc:
-        click.echo(f"auditor: error: {exc}", err=True)
+        click.echo(f"auditor: error: {_error_text(exc)}", err=True)
         sys.exit(exc.exit_code)
     except duckdb.Error as exc:  # a safety net: the store's own paths turn these into StoreError first
-        click.echo(f"auditor: error: database: {str(exc).splitlines()[0]}", err=True)
+        click.echo(f"auditor: error: database: {scrub(str(exc).splitlines()[0])}", err=True)
         sys.exit(StoreError.exit_code)
     except click.exceptions.Abort:
         click.echo("auditor: aborted", err=True)
@@ -84,6 +87,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _error_text(exc: Exception) -> str:
+    """An error for the terminal: secrets masked, each line's control characters escaped."""
+    return "\n".join(scrub(line) for line in mask(str(exc)).split("\n"))
 
 
 # -- snapshot ---------------------------------------------------------------------------------------------
@@ -114,10 +122,10 @@ def _snapshot(config: Config, targets: list[CloudTarget]):
     with _stop_on_signals() as stop:
         results = snapshot_targets(config, targets, stop)
     for result in results:
-        click.echo(result.summary())
+        click.echo(scrub(result.summary()))
         if result.status != "complete":
             for line in result.error_lines():
-                click.echo(f"  {line}", err=True)
+                click.echo(f"  {scrub(line)}", err=True)
     return results
 
 
@@ -219,21 +227,27 @@ def _ruleset(config: Config):
 
 
 def _report_evaluations(results, fail_on) -> int:
+    code = 0
     for result in results:
-        click.echo(result.summary())
+        click.echo(scrub(result.summary()))
         for rule_id, message in result.rule_errors:
-            click.echo(f"  rule error: {rule_id}: {message}", err=True)
+            click.echo(f"  rule error: {rule_id}: {scrub(message)}", err=True)
         for rule_id, message in result.incomplete:
-            click.echo(f"  incomplete: {rule_id}: {message}", err=True)
+            click.echo(f"  incomplete: {rule_id}: {scrub(message)}", err=True)
         for note in result.waiver_notes:
-            click.echo(f"  {note}", err=True)
+            click.echo(f"  {scrub(note)}", err=True)
     if fail_on:
         hits = sum(r.new_at_or_above(fail_on) for r in results)
         if hits:
             click.echo(f"auditor: {hits} new finding{'s' if hits != 1 else ''} of severity {fail_on} or worse "
                        f"(--fail-on {fail_on})", err=True)
-            return EXIT_FINDINGS
-    return 0
+            code = EXIT_FINDINGS
+    errors = sum(len(r.rule_errors) for r in results)
+    if errors:  # the findings of those rules are missing: the evaluation is stored, but it is not whole
+        click.echo(f"auditor: {errors} rule{'s' if errors != 1 else ''} ended in error; their findings are "
+                   "missing from this evaluation", err=True)
+        code = EXIT_RULE_ERRORS
+    return code
 
 
 @cli.command("evaluate")
@@ -245,7 +259,8 @@ def _report_evaluations(results, fail_on) -> int:
 @click.pass_obj
 def evaluate_command(obj: Context, snapshot_spec, cloud_name, fail_on):
     """Run every enabled rule on a snapshot and store the findings; print counts by severity and what is
-    new or resolved since the previous snapshot. Exits 0 whenever it ran, whatever it found."""
+    new or resolved since the previous snapshot. Exits 0 when every rule ran, whatever it found; 13 when a
+    rule ended in error (the evaluation is stored, without that rule's findings)."""
     from auditor.rules.evaluate import evaluate, select_snapshots
 
     config = obj.config
@@ -266,7 +281,8 @@ def evaluate_command(obj: Context, snapshot_spec, cloud_name, fail_on):
 @click.pass_obj
 def run(obj: Context, cloud_name, regions, scope, fail_on, no_report):
     """The main job: snapshot, evaluate every snapshot that holds data, and write its report. Exit 1 if a
-    snapshot is partial, 3 if one failed, 8 on --fail-on findings, 9 if a report could not be written."""
+    snapshot is partial, 3 if one failed, 8 on --fail-on findings, 9 if a report could not be written,
+    13 if a rule ended in error."""
     from auditor.rules.evaluate import evaluate
 
     config = obj.config
@@ -474,7 +490,11 @@ def _roots_with(config: Config, path: str | None):
             raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
         if folder.is_file():
             folder = folder.parent
-        if folder.resolve() not in [p.resolve() for p in settings.paths]:
+        from auditor.rules.evaluate import rule_roots
+
+        roots = [p.resolve() for p in rule_roots(settings)]
+        inside = any(folder.resolve() == root or root in folder.resolve().parents for root in roots)
+        if not inside:  # a folder of rules not configured yet (a file under a configured one loads once)
             settings = dataclasses.replace(settings, paths=settings.paths + (folder,))
     return settings
 
@@ -554,8 +574,7 @@ def serve(obj: Context):
 
     if logging.getLogger().level > logging.INFO:  # a service logs what it does; -v adds debug detail
         logging.getLogger().setLevel(logging.INFO)
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    set_log_format("%(asctime)s %(levelname)s %(name)s: %(message)s")
     stopping = threading.Event()
 
     def request_stop(signum, frame):

@@ -5,6 +5,7 @@ Credentials never live here: clouds are named as in clouds.yaml and openstacksdk
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -22,10 +23,14 @@ SCOPES = ("auto", "cloud", "project")
 
 @dataclass(frozen=True)
 class CollectionSettings:
-    timeout: float = 60.0  # seconds for one HTTP request
-    retries: int = 3  # per request, for connection failures and 429/5xx (Retry-After honoured)
+    timeout: float = 60.0  # seconds for one HTTP request, answer included; also the cap on one wait between tries
+    retries: int = 3  # per request (token and version discovery included), for dropped connections, timeouts, 429/5xx
+    backoff: float = 0.5  # seconds before the first retry, doubled on each further one (Retry-After wins, capped)
     concurrency: int = 4  # listings in flight at once, across resource types and regions
     page_size: int = 1000
+    max_pages: int = 10_000  # per listing: 10 million records at the default page size
+    max_response_mb: float = 64.0  # one answer larger than this is a listing error
+    deadline: float = 10_800.0  # seconds one region's snapshot may take, waits included (3 hours)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,10 @@ class RetentionSettings:
     daily_days: int = 90
 
 
+OWNER_ONLY_UMASK = 0o077  # files 0600, folders 0700
+GROUP_READABLE_UMASK = 0o027  # files 0640, folders 0750
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path | None
@@ -119,6 +128,12 @@ class Config:
     email: EmailSettings | None = None  # None: no [email] section, no digests
     service: ServiceSettings = field(default_factory=ServiceSettings)
     retention: RetentionSettings | None = None  # None: no [retention] section, nothing is ever pruned
+    group_readable: bool = False  # files 0640 and folders 0750 instead of 0600 and 0700
+
+    @property
+    def umask(self) -> int:
+        """What every file we write gets: owner-only by default; the group may read when group_readable."""
+        return GROUP_READABLE_UMASK if self.group_readable else OWNER_ONLY_UMASK
 
     @property
     def job_store(self) -> Path:
@@ -126,7 +141,7 @@ class Config:
 
 
 _TOP_KEYS = {"database", "database_memory_limit", "clouds", "collection", "rules", "report", "email", "service",
-             "retention"}
+             "retention", "group_readable"}
 _REPORT_FORMATS = ("html", "pdf", "csv", "json")
 _REPORT_LIMITS = {  # key: (type, minimum, maximum)
     "pdf_max_rows": (int, 0, 100_000),
@@ -138,8 +153,12 @@ _CLOUD_KEYS = {"name", "regions", "scope", "schedule"}
 _COLLECTION_LIMITS = {  # key: (type, minimum, maximum)
     "timeout": (float, 1, 3600),
     "retries": (int, 0, 20),
+    "backoff": (float, 0, 60),
     "concurrency": (int, 1, 64),
     "page_size": (int, 1, 10000),
+    "max_pages": (int, 1, 10_000_000),
+    "max_response_mb": (float, 1, 4096),
+    "deadline": (float, 1, 7 * 86400),
 }
 
 
@@ -192,7 +211,11 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         raise ConfigError(f"{source}: key 'collection' must be a table, got {_kind(collection_raw)}")
     _reject_unknown(collection_raw, set(_COLLECTION_LIMITS), source, "collection.")
     settings = _numbers(collection_raw, _COLLECTION_LIMITS, source, "collection.")
+    group_readable = data.get("group_readable", False)
+    if not isinstance(group_readable, bool):
+        raise ConfigError(f"{source}: key 'group_readable' must be true or false, got {group_readable!r}")
     return Config(source=source, database=db_path, clouds=clouds, collection=CollectionSettings(**settings),
+                  group_readable=group_readable,
                   database_memory_limit=memory_limit.strip(), rules=_parse_rules(data.get("rules", {}), source),
                   report=_parse_report(data.get("report", {}), source),
                   email=_parse_email(data["email"], source) if "email" in data else None,
@@ -449,8 +472,11 @@ def _parse_cloud(item: Any, source: Path, index: int) -> CloudTarget:
 def _reject_unknown(table: dict, allowed: set[str], source: Path, prefix: str) -> None:
     for key in table:
         if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            others = [k for k in sorted(allowed) if k not in close]
             raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}' (expected one of: {', '.join(sorted(allowed))})"
+                f"{source}: unknown key '{prefix}{key}' ({hint}expected one of: {', '.join(close + others)})"
             )
 
 

@@ -25,6 +25,17 @@ def _plain(value):
     return value
 
 
+# A cell a spreadsheet would run as a formula: =, +, -, @ or their fullwidth forms, after any spaces, or a
+# leading tab or carriage return (OWASP's CSV injection advice). FORMULA_RE2 is the same test for DuckDB.
+_FORMULA = re.compile("^[\\s\u00a0\u3000]*[=+\\-@\uff1d\uff0b\uff0d\uff20]|^[\t\r]")
+FORMULA_RE2 = "^[\\s\\x{00A0}\\x{3000}]*[=+\\-@\\x{FF1D}\\x{FF0B}\\x{FF0D}\\x{FF20}]|^[\\t\\r]"
+
+
+def spreadsheet_safe(value: str) -> str:
+    """`value` with a leading `'` when a spreadsheet would run it as a formula."""
+    return "'" + value if _FORMULA.search(value) else value
+
+
 def render(columns: list[str], rows: list[tuple], fmt: str) -> str:
     """Rows as an aligned text table, CSV or a JSON array of objects."""
     if fmt == "json":
@@ -35,7 +46,8 @@ def render(columns: list[str], rows: list[tuple], fmt: str) -> str:
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if v is None else _cell(v) for v in row])
+            writer.writerow(["" if v is None else spreadsheet_safe(_cell(v)) if isinstance(v, str) else _cell(v)
+                             for v in row])
         return buffer.getvalue()
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]

@@ -9,11 +9,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from auditor.collect.collector import Collector, RegionSnapshot, region_names
+import duckdb
+
+from auditor.collect.collector import Collector, RegionSnapshot, failed_snapshot
+from auditor.collect.connection import region_names
 from auditor.config import CloudTarget, Config
-from auditor.errors import CollectionCancelled, NotifyError, ReportError
+from auditor.errors import CollectionCancelled, CollectionError, NotifyError, ReportError, StoreError
 from auditor.output import render
 from auditor.store.database import open_reader
 from auditor.store.writer import write_snapshot
@@ -63,11 +67,24 @@ def snapshot_targets(config: Config, targets: list[CloudTarget], stop: threading
 
 
 def _snapshot_one(config: Config, collector: Collector, target: CloudTarget, region: str) -> SnapshotResult:
+    """Collect and write one region. A snapshot that fails for any reason (the cloud, memory, the write)
+    still leaves a `failed` snapshot saying why, unless the database itself cannot be written."""
     started = time.monotonic()
-    snapshot: RegionSnapshot = collector.collect(target, region)
+    started_at = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        snapshot: RegionSnapshot = collector.collect(target, region)
+    except CollectionError as exc:
+        return _failed(config, target, region, started, started_at, str(exc))
+    except MemoryError:
+        return _failed(config, target, region, started, started_at, "out of memory while collecting")
     if collector.stop.is_set():
         raise CollectionCancelled("collection stopped before it finished; nothing was written")
-    snapshot_id, counts = write_snapshot(config.database, snapshot, memory_limit=config.database_memory_limit)
+    try:
+        snapshot_id, counts = write_snapshot(config.database, snapshot, memory_limit=config.database_memory_limit)
+    except (StoreError, MemoryError, duckdb.Error) as exc:
+        reason = "out of memory" if isinstance(exc, MemoryError) else str(exc).splitlines()[0]
+        return _failed(config, target, region, started, started_at, f"the snapshot could not be written: {reason}",
+                       original=exc, region_name=snapshot.region)
     return SnapshotResult(
         cloud=snapshot.cloud,
         region=snapshot.region,
@@ -80,6 +97,21 @@ def _snapshot_one(config: Config, collector: Collector, target: CloudTarget, reg
         ],
         seconds=time.monotonic() - started,
     )
+
+
+def _failed(config: Config, target: CloudTarget, region: str, started: float, started_at: datetime, reason: str,
+            original: BaseException | None = None, region_name: str | None = None) -> SnapshotResult:
+    """Record a snapshot that failed as a whole; if even that cannot be written, raise the original error."""
+    region_name = region_name if region_name is not None else region
+    failed = failed_snapshot(target.name, region_name, started_at, reason)
+    try:
+        snapshot_id, counts = write_snapshot(config.database, failed, memory_limit=config.database_memory_limit)
+    except (StoreError, duckdb.Error, MemoryError):
+        if original is not None:
+            raise original from None
+        raise
+    return SnapshotResult(cloud=target.name, region=region_name, status="failed", snapshot_id=snapshot_id,
+                          counts=counts, errors=[f"snapshot: {reason}"], seconds=time.monotonic() - started)
 
 
 _SUMMARY_QUERIES = [

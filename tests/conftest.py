@@ -33,6 +33,24 @@ def fake_cloud(demo_fixture):
         yield cloud
 
 
+@pytest.fixture(scope="session")
+def demo_database(demo_fixture, tmp_path_factory) -> Path:
+    """One snapshot of the demo cloud, shared by the tests that only read it (never write to it)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        database, result = snapshot_of(demo_fixture, tmp_path_factory.mktemp("demo-database"), monkeypatch)
+    assert result.status == "complete", result.errors
+    return database
+
+
+def snapshot_of(fixture: dict, folder: Path, monkeypatch) -> tuple[Path, object]:
+    """Serve `fixture` from a fake cloud of its own and snapshot it into folder/audit.duckdb."""
+    with FakeCloud(fixture) as cloud:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
+            folder / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
+        [result] = snapshot_into(folder / "audit.duckdb")
+    return folder / "audit.duckdb", result
+
+
 def write_clouds_yaml(path: Path, clouds: dict[str, dict]) -> Path:
     path.write_text(yaml.safe_dump({"clouds": clouds}), encoding="utf-8")
     return path
@@ -52,7 +70,7 @@ def clouds_yaml(tmp_path, monkeypatch, fake_cloud):
 
 
 def settings(**overrides) -> CollectionSettings:
-    base = {"timeout": 5.0, "retries": 1, "concurrency": 4, "page_size": 1000}
+    base = {"timeout": 5.0, "retries": 1, "backoff": 0.01, "concurrency": 4, "page_size": 1000}
     base.update(overrides)
     return CollectionSettings(**base)
 

@@ -48,7 +48,7 @@ def failing(database: Path, evaluation_id: int) -> list[str]:
 # -- the demo cloud ---------------------------------------------------------------------------------------
 def test_auditor_run_finds_the_planted_problems_and_no_others(clouds_yaml, tmp_path, regenerate_golden):
     config = write_config(tmp_path / "auditor.toml")
-    result = run_cli("--config", str(config), "run", "--cloud", "demo")
+    result = run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo")
     assert result.returncode == 0, result.stderr
     assert "evaluation 1 of snapshot 1 (demo/RegionOne, complete)" in result.stdout
     database = tmp_path / "audit.duckdb"
@@ -77,7 +77,7 @@ def test_auditor_run_finds_the_planted_problems_and_no_others(clouds_yaml, tmp_p
 
 def test_findings_cli_filters_and_formats(clouds_yaml, tmp_path):
     config = write_config(tmp_path / "auditor.toml")
-    assert run_cli("--config", str(config), "run", "--cloud", "demo").returncode == 0
+    assert run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo").returncode == 0
     result = run_cli("--config", str(config), "findings", "--severity", "critical", "--format", "json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -104,10 +104,10 @@ def test_findings_cli_filters_and_formats(clouds_yaml, tmp_path):
 
 def test_fail_on_counts_new_findings_only(clouds_yaml, tmp_path):
     config = write_config(tmp_path / "auditor.toml")
-    first = run_cli("--config", str(config), "run", "--cloud", "demo", "--fail-on", "critical")
+    first = run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo", "--fail-on", "critical")
     assert first.returncode == 8, first.stderr
     assert "new findings of severity critical or worse" in first.stderr
-    second = run_cli("--config", str(config), "run", "--cloud", "demo", "--fail-on", "critical")
+    second = run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo", "--fail-on", "critical")
     assert second.returncode == 0, second.stderr
     assert "0 new, 0 resolved since the previous snapshot" in second.stdout
 
@@ -176,8 +176,10 @@ def test_a_rule_that_errors_at_run_time_does_not_stop_the_others(clouds_yaml, tm
                  "'' as project_id, 'pass' as status, '' as reason from range(100000000) a, range(100000000) b "
                  "where a.range * b.range = -1")
     config = write_config(tmp_path / "auditor.toml", '[rules]\npaths = ["rules.d"]\ntimeout = 1\n')
-    result = run_cli("--config", str(config), "run", "--cloud", "demo")
-    assert result.returncode == 0, result.stderr
+    result = run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo")
+    assert result.returncode == 13, result.stderr  # stored, but not whole: the exit code says so
+    assert "3 rules in error" in result.stdout
+    assert "3 rules ended in error; their findings are missing" in result.stderr
     database = tmp_path / "audit.duckdb"
     errors = dict(query(database, "SELECT rule_id, reason FROM findings WHERE status = 'error'"))
     assert set(errors) == {"casts_names_to_numbers", "reads_local_files", "runs_forever"}
@@ -201,7 +203,7 @@ def test_bad_rule_config_is_refused_before_collecting(clouds_yaml, fake_cloud, t
     ]
     for text, message in cases:
         config = write_config(tmp_path / "auditor.toml", text)
-        result = run_cli("--config", str(config), "run", "--cloud", "demo")
+        result = run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo")
         assert result.returncode == 2, (text, result.stderr)
         assert message in result.stderr and str(config) in result.stderr
     assert fake_cloud.requests_to("/servers") == []
@@ -210,7 +212,7 @@ def test_bad_rule_config_is_refused_before_collecting(clouds_yaml, fake_cloud, t
 def test_parameter_overrides_change_the_findings(clouds_yaml, tmp_path):
     config = write_config(tmp_path / "auditor.toml",
                           "[rules.params.security_group_admin_ports_not_open_to_world]\nadmin_ports = [3389]\n")
-    assert run_cli("--config", str(config), "run", "--cloud", "demo").returncode == 0
+    assert run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo").returncode == 0
     names = {r[0] for r in query(tmp_path / "audit.duckdb", "SELECT resource_name FROM findings WHERE status = 'fail' "
                                  "AND rule_id = 'security_group_admin_ports_not_open_to_world'")}
     assert "windows-rdp" in names and "ssh-bastion" not in names
@@ -270,14 +272,18 @@ def test_waivers_apply_until_they_expire(clouds_yaml, tmp_path, today, bastion_w
     ("waivers:\n  - id: a\n    rule: server_has_security_group\n    match: {resource_id: x}\n    owner: o\n"
      "    expires: 2027-01-01\n", 2, "missing required key 'reason'"),
     ("waivers:\n  - id: a\n    rule: [unclosed\n", 4, "invalid YAML"),
+    ("waivers:\n  - id: a\n    rule: server_has_security_group\n    match: {resource_id: x}\n    reason: r\n"
+     "    owner: o\n    expires: 2027-02-30\n", 7, "invalid date '2027-02-30'"),
 ])
-def test_a_bad_waiver_file_is_refused_with_its_line(tmp_path, text, line, message):
+@pytest.mark.parametrize("command", [("rules", "validate"), ("evaluate",)])
+def test_a_bad_waiver_file_is_refused_with_its_line(tmp_path, text, line, message, command):
     waivers = tmp_path / "waivers.yaml"
     waivers.write_text(text, encoding="utf-8")
     config = write_config(tmp_path / "auditor.toml", '[rules]\nwaivers = "waivers.yaml"\n')
-    result = run_cli("--config", str(config), "rules", "validate")
+    result = run_cli("--config", str(config), *command)
     assert result.returncode == 6
     assert f"{waivers}:{line}: " in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- the diff between snapshots ---------------------------------------------------------------------------

@@ -106,19 +106,23 @@ def test_partial_snapshot_exits_non_zero_with_a_summary(clouds_yaml, fake_cloud,
     assert query(database, "SELECT status FROM snapshots") == [("partial",)]
 
 
-def test_wrong_password_is_a_clear_error_and_writes_nothing(fake_cloud, tmp_path):
+def test_wrong_password_is_a_clear_error_recorded_as_a_failed_snapshot(fake_cloud, tmp_path):
     from conftest import write_clouds_yaml
 
     entry = fake_cloud.clouds_yaml_entry()
-    entry["auth"]["password"] = "wrong"
+    entry["auth"]["password"] = "Wr0ng-pa55word-canary"
     clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"demo": entry})
     database = tmp_path / "audit.duckdb"
-    done = run_cli("--database", str(database), "snapshot", "--cloud", "demo",
+    done = run_cli("--database", str(database), "-vv", "snapshot", "--cloud", "demo",
                    env={"OS_CLIENT_CONFIG_FILE": str(clouds)})
     assert done.returncode == 3
     assert "authentication failed" in done.stderr and "'demo'" in done.stderr
-    assert "wrong" not in done.stderr + done.stdout
-    assert not database.exists()
+    assert "Wr0ng-pa55word-canary" not in done.stderr + done.stdout
+    [(status, errors)] = query(database, "SELECT status, error_count FROM snapshots")
+    assert (status, errors) == ("failed", 1)
+    [(kind, message)] = query(database, "SELECT resource_type, message FROM collection_errors")
+    assert kind == "snapshot" and "authentication failed" in message
+    assert b"Wr0ng-pa55word-canary" not in database.read_bytes()
 
 
 def test_unknown_cloud_is_a_clear_error_and_writes_nothing(clouds_yaml, tmp_path):
@@ -133,17 +137,11 @@ def test_unknown_cloud_is_a_clear_error_and_writes_nothing(clouds_yaml, tmp_path
 def test_records_without_an_id_are_reported_not_dropped_silently(tmp_path, monkeypatch, demo_fixture):
     import copy
 
-    from conftest import write_clouds_yaml
-
-    from auditor.fakecloud import FakeCloud
+    from conftest import snapshot_of
 
     fixture = copy.deepcopy(demo_fixture)
     del fixture["ports"][0]["id"]
-    with FakeCloud(fixture) as cloud:
-        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
-            tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
-        database = tmp_path / "audit.duckdb"
-        [result] = snapshot_into(database)
+    database, result = snapshot_of(fixture, tmp_path, monkeypatch)
     assert result.status == "partial"
     assert query(database, "SELECT resource_type, message FROM collection_errors") == [
         ("ports", "1 records without an id were not stored")]

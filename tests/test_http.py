@@ -423,3 +423,59 @@ def test_the_server_takes_the_address_from_the_settings(world):
         server.stop()
     with pytest.raises(ServiceError):
         server.url  # noqa: B018 (not started any more)
+
+
+# -- slow clients --------------------------------------------------------------------------------------------
+def _closed_by_server(sock: socket.socket, until: float) -> bool:
+    """Trickle one header line every 0.2 s (a slow-loris client) until the server hangs up or `until`."""
+    sock.sendall(b"GET /healthz HTTP/1.0\r\n")
+    sock.settimeout(0.2)
+    while time.monotonic() < until:
+        try:
+            sock.sendall(b"X-Slow: 1\r\n")
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset
+            return True
+    return False
+
+
+def test_a_request_head_that_trickles_in_is_cut_at_its_deadline(world, monkeypatch):
+    from auditor.service import http
+
+    monkeypatch.setattr(http, "HEAD_DEADLINE", 1.0)
+    server = make_server(world)
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            started = time.monotonic()
+            assert _closed_by_server(slow, started + 8)
+            assert time.monotonic() - started < 3  # the deadline, not the per-read timeout of 30 s
+        assert fetch(server.url + "/healthz")[0] == 503  # and the server still answers
+    finally:
+        server.stop()
+
+
+def test_connections_over_the_cap_get_503_at_once(world, monkeypatch):
+    from auditor.service import http
+
+    monkeypatch.setattr(http, "HEAD_DEADLINE", 1.5)
+    monkeypatch.setattr(http, "MAX_CONNECTIONS", 3)
+    server = make_server(world)
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:  # the server accepts in order: these three hold every slot when the fourth comes
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as extra:
+                assert extra.recv(1024).startswith(b"HTTP/1.0 503")
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while fetch(server.url + "/metrics")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the closed connections give their slots back
+        assert fetch(server.url + "/metrics")[0] == 200
+    finally:
+        server.stop()

@@ -329,3 +329,17 @@ def test_a_service_that_cannot_start_leaves_the_job_store_free(tmp_path):
             started(cfg, [spec("a", "every 1h")])
     assert wait_until(lambda: not [t for t in threading.enumerate() if t.name == "APScheduler"])
     started(config(tmp_path), [spec("a", "every 1h")]).shutdown(2)  # the lock is free again
+
+
+@pytest.mark.parametrize("weekday, days", [
+    ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+    ("0", ["Sun"]), ("7", ["Sun"]), ("5-7", ["Fri", "Sat", "Sun"]), ("sat,sun", ["Sat", "Sun"]),
+])
+def test_day_of_week_numbers_mean_what_crontab_means(weekday, days):
+    """crontab's 1 is Monday and 0 or 7 Sunday (APScheduler's own numbering starts at Monday = 0)."""
+    trigger = parse_schedule(f"0 7 * * {weekday}", UTC)
+    fired, moment = [], datetime(2026, 6, 1, 0, 0, tzinfo=UTC)  # a Monday
+    for _ in range(len(days)):
+        moment = trigger.get_next_fire_time(moment, moment)
+        fired.append(moment.strftime("%a"))
+    assert sorted(fired) == sorted(days) and all(m == 7 for m in [moment.hour])

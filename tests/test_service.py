@@ -205,7 +205,7 @@ def test_a_failing_digest_is_recorded_and_the_service_keeps_running(case, tmp_pa
     clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"demo": fake_cloud.clouds_yaml_entry()})
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
     text = '[[clouds]]\nname = "demo"\n[service]\nrun = "every 2s"\nemail = "every 2s"\n' \
-           '[report]\nformats = ["html", "pdf"]\n' + email_section(port, ca)
+           '[report]\nformats = ["html"]\n' + email_section(port, ca)  # the digest renders its PDF once
     service = in_process(tmp_path, monkeypatch, text)
     config = tmp_path / "auditor.toml"
     try:
@@ -286,7 +286,8 @@ def test_jobs_lists_the_schedule_and_the_runs(tmp_path, clouds_yaml, monkeypatch
     finally:
         service.shutdown(8)
     [row] = json.loads(during.stdout)
-    assert row["job"] == "run:demo/RegionOne" and row["outcome"] in ("succeeded", "running")
+    # the newest fire time may have come while a run was still going (recorded `skipped`)
+    assert row["job"] == "run:demo/RegionOne" and row["outcome"] in ("succeeded", "running", "skipped")
     assert row["next run"] != "-"
     assert f"service: running (pid {os.getpid()})" in running.stdout
     assert "succeeded" in history.stdout and "snapshot 1 complete" in history.stdout

@@ -3,14 +3,12 @@
 import json
 
 import pytest
-from conftest import run_cli, snapshot_into
+from conftest import run_cli
 
 
 @pytest.fixture
-def database(clouds_yaml, tmp_path):
-    path = tmp_path / "audit.duckdb"
-    snapshot_into(path)
-    return path
+def database(demo_database):
+    return demo_database  # shared: every test here only reads, and checks that writes are refused
 
 
 @pytest.mark.parametrize(
@@ -28,6 +26,11 @@ def database(clouds_yaml, tmp_path):
         "select 1; drop table servers",
         "export database 'dump'",
         "set enable_external_access = true",
+        "explain analyze create table t as select 1",
+        "EXPLAIN (ANALYZE, FORMAT json) copy (select 1) to 'out.csv'",
+        "explain analyze copy (select 1) to 'out.csv'",
+        "explain load httpfs",
+        "explain (analyze) insert into snapshots (id) values (99)",
     ],
 )
 def test_writes_are_refused(database, tmp_path, statement):
@@ -82,3 +85,17 @@ def test_terminal_control_characters_in_tenant_text_are_shown_escaped(database):
     # machine formats keep the value as stored
     as_json = run_cli("--database", str(database), "sql", "--format", "json", query)
     assert json.loads(as_json.stdout) == [{"name": "evil\x1b]0;pwned\x07\u202egnp.exe"}]
+
+
+def test_several_statements_are_refused_not_cut_short(database, tmp_path):
+    done = run_cli("--database", str(database), "sql", "select 1; select 2", cwd=tmp_path)
+    assert done.returncode == 5
+    assert "one statement at a time; the query holds 2" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("statement", ["explain select count(*) from servers",
+                                       "explain analyze select count(*) from servers"])
+def test_explaining_a_select_is_allowed(database, tmp_path, statement):
+    done = run_cli("--database", str(database), "sql", statement, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

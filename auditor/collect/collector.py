@@ -22,18 +22,22 @@ import openstack.connection
 import openstack.exceptions
 import orjson
 from keystoneauth1 import exceptions as ksa_exceptions
-from keystoneauth1.session import TCPKeepAliveAdapter
-from openstack import utils as sdk_utils
-from openstack.config import OpenStackConfig
 
 from auditor import __version__
+from auditor.collect.connection import (
+    authenticate,
+    compute_microversion,
+    connect,
+    harden,
+    retry_policy,
+)
 from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_lists
+from auditor.collect.retry import DeadlineReached, RetryPolicy
 from auditor.config import CloudTarget, CollectionSettings
 from auditor.errors import CollectionCancelled, CollectionError
 
 log = logging.getLogger(__name__)
 
-CLIENT_MAX_MICROVERSION = "2.100"
 SPOOL_PREFIX = ".auditor-spool-"
 NOVA_MAX_PAGE = 1000  # Nova caps every page at its max_limit (1000 by default) whatever `limit` says
 
@@ -87,47 +91,19 @@ class RegionSnapshot:
         return "partial" if listing.count else "failed"
 
 
-def region_names(cloud: str, configured: tuple[str, ...] = ()) -> list[str]:
-    """The regions to collect: those configured, else the ones clouds.yaml lists, else the default one."""
-    try:
-        loader = OpenStackConfig()
-    except openstack.exceptions.ConfigException as exc:
-        raise CollectionError(f"clouds.yaml: {exc}") from None
-    if cloud not in loader.get_cloud_names():
-        where = loader.config_filename or "clouds.yaml (no file found in the standard locations)"
-        raise CollectionError(f"cloud {cloud!r} is not defined in {where}")
-    if configured:
-        return list(configured)
-    entry = loader.cloud_config.get("clouds", {}).get(cloud, {})
-    listed = entry.get("regions")
-    if isinstance(listed, list) and listed:
-        return [r if isinstance(r, str) else r.get("name", "") for r in listed]
-    return [loader.get_one(cloud=cloud, validate=False).region_name or ""]
-
-
-def connect(cloud: str, region: str, settings: CollectionSettings) -> openstack.connection.Connection:
-    """An authenticated connection; bad credentials or an unreachable cloud are a CollectionError."""
-    where = f"cloud {cloud!r}" + (f" region {region!r}" if region else "")
-    try:
-        region_config = OpenStackConfig().get_one(
-            cloud=cloud, region_name=region or None, api_timeout=settings.timeout
-        )
-        conn = openstack.connection.Connection(config=region_config, app_name="auditor", app_version=__version__)
-        # keystoneauth's own adapter, with room for every concurrent listing on one connection pool
-        pool = TCPKeepAliveAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency))
-        conn.session.session.mount("http://", pool)
-        conn.session.session.mount("https://", pool)
-        conn.authorize()
-    except ksa_exceptions.Unauthorized:
-        raise CollectionError(f"{where}: authentication failed; check the credentials in clouds.yaml") from None
-    except ksa_exceptions.ConnectionError as exc:
-        raise CollectionError(f"{where}: cannot reach the identity service: {exc}") from None
-    except (openstack.exceptions.SDKException, ksa_exceptions.ClientException) as exc:
-        status = getattr(exc, "http_status", None) or getattr(exc, "status_code", None)
-        if status == 401 or "HTTP 401" in str(exc):
-            raise CollectionError(f"{where}: authentication failed; check the credentials in clouds.yaml") from None
-        raise CollectionError(f"{where}: {exc}") from None
-    return conn
+def failed_snapshot(cloud: str, region: str, started_at: datetime, reason: str) -> RegionSnapshot:
+    """A snapshot that failed as a whole (authentication, an unreachable cloud, the write): nothing listed,
+    one error of resource type `snapshot` saying why. Its scope was never learned, so it claims the
+    narrower one, `projects`, with no project."""
+    snapshot = RegionSnapshot(cloud=cloud, region=region, scope="projects", scope_project_ids=[],
+                              auth_user_id=None, auth_project_id=None, compute_microversion=None,
+                              started_at=started_at, finished_at=datetime.now(timezone.utc).replace(tzinfo=None))
+    for resource_type in RESOURCE_TYPES:
+        listing = Listing(resource_type, "")
+        listing.complete = False
+        snapshot.listings[resource_type] = listing
+    snapshot.listings["projects"].failures.append(CollectionFailure("snapshot", None, None, "", reason))
+    return snapshot
 
 
 @dataclass
@@ -166,18 +142,21 @@ class Collector:
     def collect(self, target: CloudTarget, region: str) -> RegionSnapshot:
         """Collect one region; the snapshot's pages live in this collector's spool until it is closed."""
         started = datetime.now(timezone.utc).replace(tzinfo=None)
-        conn = connect(target.name, region, self.settings)
+        policy = retry_policy(self.settings, self.stop)
+        conn = connect(target.name, region, self.settings, policy)
         connections = [conn]
         try:
-            return self._collect(conn, connections, target, region, started)
+            return self._collect(conn, connections, target, region, started, policy)
         finally:
             for connection in connections:
                 connection.close()
 
-    def _collect(self, conn, connections, target: CloudTarget, region: str, started: datetime) -> RegionSnapshot:
+    def _collect(self, conn, connections, target: CloudTarget, region: str, started: datetime,
+                 policy: RetryPolicy) -> RegionSnapshot:
         access = conn.session.auth.get_access(conn.session)
-        pager = Pager(self.settings.retries, self.stop, self.spool)
-        microversion = sdk_utils.maximum_supported_microversion(conn.compute, CLIENT_MAX_MICROVERSION)
+        pager = Pager(policy, self.spool, max_pages=self.settings.max_pages,
+                      max_response_bytes=int(self.settings.max_response_mb * 2**20))
+        microversion, compute_failure = compute_microversion(conn, policy)
 
         if target.scope == "project":
             admin, projects = False, None
@@ -198,14 +177,14 @@ class Collector:
             units = [_Unit(conn, pager, all_projects=True)]
         else:
             projects, accessible = self._user_projects(conn, pager, access)
-            units, unscoped = self._project_units(conn, access, accessible)
+            units, unscoped = self._project_units(conn, pager, access, accessible)
             connections.extend(unit.conn for unit in units if unit.conn is not conn)
             snapshot.scope_project_ids = sorted(u.pager.project_id for u in units)
         snapshot.listings["projects"] = projects
 
         futures: dict[str, list[Future]] = {}
         for unit in units:
-            for resource_type, job in self._jobs(unit, microversion).items():
+            for resource_type, job in self._jobs(unit, microversion, compute_failure).items():
                 futures.setdefault(resource_type, []).append(self.pool.submit(_guarded, resource_type, unit, job))
         results: dict[str, list[Listing]] = {}
         for resource_type, pending in futures.items():
@@ -224,6 +203,8 @@ class Collector:
             for listing in snapshot.listings.values():
                 listing.complete = False
             snapshot.listings["projects"].failures.extend(unscoped)
+        for listing in snapshot.listings.values():
+            listing.seen_ids = set()  # needed while paging only
         snapshot.finished_at = datetime.now(timezone.utc).replace(tzinfo=None)
         return snapshot
 
@@ -272,28 +253,33 @@ class Collector:
             listing.add_page(orjson.dumps({"projects": [own]}), 1, self.spool)
         return listing, projects
 
-    def _project_units(self, conn, access, projects) -> tuple[list[_Unit], list[CollectionFailure]]:
+    def _project_units(self, conn, pager: Pager, access, projects) -> tuple[list[_Unit], list[CollectionFailure]]:
         units, failures = [], []
         app_credential = "applicationcredential" in str(conn.config.config.get("auth_type") or "").replace("_", "")
         for project in projects:
             project_id = project.get("id")
             if project_id == access.project_id:
-                units.append(_Unit(conn, Pager(self.settings.retries, self.stop, self.spool, project_id), False))
+                units.append(_Unit(conn, pager.for_project(project_id), False))
                 continue
             if app_credential:
                 continue  # an application credential is bound to its one project
             try:
                 scoped = conn.connect_as_project(project)
-                scoped.authorize()
+                harden(scoped, pager.policy, self.settings.concurrency)
+                authenticate(scoped, f"project {project_id}", pager.policy)
+            except CollectionError as exc:
+                failures.append(CollectionFailure("projects", project_id, None, "/auth/tokens",
+                                                  f"cannot scope to project: {exc}"))
+                continue
             except (ksa_exceptions.ClientException, openstack.exceptions.SDKException) as exc:
                 failures.append(CollectionFailure("projects", project_id, getattr(exc, "http_status", None),
                                                   "/auth/tokens", f"cannot scope to project: {exc}"))
                 continue
-            units.append(_Unit(scoped, Pager(self.settings.retries, self.stop, self.spool, project_id), False))
+            units.append(_Unit(scoped, pager.for_project(project_id), False))
         return units, failures
 
     # -- listings ------------------------------------------------------------------------------------
-    def _jobs(self, unit: _Unit, microversion: str | None) -> dict:
+    def _jobs(self, unit: _Unit, microversion: str | None, compute_failure: str | None) -> dict:
         conn, pager, every = unit.conn, unit.pager, unit.all_projects
         page = self.settings.page_size
         compute = {"microversion": microversion} if microversion else {}
@@ -310,7 +296,7 @@ class Collector:
 
         def zones():
             path = "/os-availability-zone/detail" if every else "/os-availability-zone"
-            listing = Listing("availability_zones", "availabilityZoneInfo")
+            listing = Listing("availability_zones", "availabilityZoneInfo", id_key="zoneName")
             return pager.get_single(conn.compute, path, {}, listing, **compute)[0]
 
         def server_groups():
@@ -342,6 +328,17 @@ class Collector:
             return lambda: pager.list_marker_paged(conn.network, path, {"limit": page},
                                                    Listing(resource_type, key), f"{key}_links")
 
+        def unavailable(resource_type, key):  # the compute API's version could not be discovered
+            def job():
+                listing = Listing(resource_type, key)
+                listing.fail(CollectionFailure(resource_type, pager.project_id, None, "", compute_failure))
+                return listing
+            return job
+
+        if compute_failure:
+            servers, flavors = unavailable("servers", "servers"), unavailable("flavors", "flavors")
+            zones = unavailable("availability_zones", "availabilityZoneInfo")
+            server_groups = unavailable("server_groups", "server_groups")
         return {
             "servers": servers,
             "flavors": flavors,
@@ -373,8 +370,16 @@ def _guarded(resource_type: str, unit: _Unit, job):
     except CollectionCancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - any bug or surprise here must not lose the other listings
-        log.exception("listing %s failed unexpectedly", resource_type)
-        failure = CollectionFailure(resource_type, unit.pager.project_id, None, "", f"internal error: {exc!r}")
+        if isinstance(exc, DeadlineReached):
+            message = f"{exc}; stopped"
+        elif isinstance(exc, (ksa_exceptions.ClientException, openstack.exceptions.SDKException)):
+            # the SDK could not set up the service's API (its version discovery failed after every try)
+            message = f"the API cannot be used: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            log.warning("listing %s failed: %s", resource_type, message)
+        else:
+            log.error("listing %s failed unexpectedly: %r", resource_type, exc)
+            message = f"internal error: {exc!r}"
+        failure = CollectionFailure(resource_type, unit.pager.project_id, None, "", message)
         failed = Listing(resource_type, "")
         failed.fail(failure)
         if resource_type == "security_groups":

@@ -1,15 +1,18 @@
 """Raw JSON paging through openstacksdk's authenticated proxies.
 
-openstacksdk does auth, the catalog, version discovery, microversions and retries (keystoneauth honours
-Retry-After on 429/503). We page ourselves because building one SDK `Resource` per item costs about 4 ms,
-and we do not even build Python dicts: each page is kept as raw JSON (in an Arrow buffer) and DuckDB
-normalizes all pages in bulk when the snapshot is written (auditor/store/load.py). Python only looks at
-each page once, through DuckDB's JSON reader, for its item count and next link. Each listing records every
-failure, so a partial listing is never mistaken for a complete one.
+openstacksdk does auth, the catalog, version discovery and microversions; every request, ours and the SDK's,
+is retried by the transport (auditor/collect/retry.py). We page ourselves because building one SDK `Resource`
+per item costs about 4 ms, and we do not even build Python dicts: each page is kept as raw JSON in a spool
+file and DuckDB normalizes all pages in bulk when the snapshot is written (auditor/store/load.py). Python
+looks at each page once, through DuckDB's JSON reader, for its item count, its record ids and its next link.
+Each listing records every failure, so a partial listing is never mistaken for a complete one.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
 import threading
 import time
 import uuid
@@ -19,11 +22,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import orjson
+import requests
+import urllib3
 from keystoneauth1 import exceptions as ksa_exceptions
 
+from auditor.collect.retry import (
+    RETRIABLE_STATUS_CODES,
+    DeadlineReached,
+    RetryPolicy,
+    network_reason,
+    safe_url,
+    status_text,
+)
 from auditor.errors import CollectionCancelled
 
-RETRIABLE_STATUS_CODES = [429, 500, 502, 503, 504]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +63,9 @@ class Listing:
     units: int = 1  # scope units merged into this listing (duplicates possible when > 1)
     embedded: bool = False  # the records came embedded in another listing (rules in their groups)
     largest_page: int = 0  # bytes; DuckDB's JSON reader must be told the largest object it will meet
+    pages: int = 0
+    id_key: str = "id"  # the field that identifies a record (availability zones: zoneName)
+    seen_ids: set = field(default_factory=set, repr=False)  # while paging: ids of the records kept so far
 
     def fail(self, failure: CollectionFailure) -> None:
         self.complete = False
@@ -62,6 +78,7 @@ class Listing:
             spool.write(body)
             spool.write(b"\n")
         self.count += count
+        self.pages += 1
         self.largest_page = max(self.largest_page, len(body))
 
     def pages_sql(self) -> str:
@@ -79,6 +96,7 @@ class PageInfo:
     links: list | None
     next_href: str | None
     truncated: bool
+    ids: list = field(default_factory=list)  # each record's id as JSON text (None when it has none)
 
 
 class PageFailed(Exception):
@@ -96,6 +114,10 @@ def _duckdb():
         con = _local.con = duckdb.connect(config={"autoload_known_extensions": False,
                                                   "autoinstall_known_extensions": False})
     return con
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def sql_literal(text: str) -> str:
@@ -117,8 +139,9 @@ def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
     return lacking, entries
 
 
-def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:
-    """Read a page's item count and links with DuckDB's JSON reader (no Python object per item).
+def inspect_page(body: bytes, key: str, links_key: str | None, id_key: str = "id") -> PageInfo:
+    """Read a page's records (their count and ids) and links with DuckDB's JSON reader: two parses of the
+    page, no Python object per record.
 
     Raises ValueError for a body that is not JSON, or has no list under `key`.
     """
@@ -127,134 +150,226 @@ def inspect_page(body: bytes, key: str, links_key: str | None) -> PageInfo:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"response is not UTF-8: {exc}") from None
-    items_path = f'$."{key}"'
+    # A list of records under `key` becomes the list of their ids; anything else under `key` becomes NULL.
+    shape = orjson.dumps({key: [{id_key: "JSON"}]}).decode()
     paths = [f"$.{links_key or '__none__'}", "$.next", "$.truncated"]
     try:
-        # Each JSON function parses the whole page; two calls cover a full page, a third only an empty one.
-        count, (links, next_href, truncated) = con.execute(
-            "SELECT json_array_length(b, ?), json_extract(b, ?) FROM (SELECT ?::VARCHAR AS b)",
-            [items_path, paths, text],
+        ids, (links, next_href, truncated) = con.execute(
+            f"SELECT list_transform(json_transform(b, ?).{_ident(key)}, lambda x: x.{_ident(id_key)}), "
+            "json_extract(b, ?) FROM (SELECT ?::VARCHAR AS b)",
+            [shape, paths, text],
         ).fetchall()[0]
-        # json_array_length is 0 for an object or a string too: only a real list may be empty
-        if count == 0 and con.execute("SELECT json_type(?::VARCHAR, ?)", [text, items_path]).fetchall()[0][0] != "ARRAY":
-            count = None
     except duckdb.Error as exc:
         # DuckDB quotes the start of the input after "Input:"; a body may hold secrets, so cut it there.
         reason = str(exc).splitlines()[0].split(" Input:")[0]
         raise ValueError(f"malformed JSON in response: {reason}") from None
-    if count is None:
+    if ids is None:
         raise ValueError(f"response has no list under {key!r}")
     return PageInfo(
-        count=count,
+        count=len(ids),
         links=orjson.loads(links) if links else None,
         next_href=orjson.loads(next_href) if next_href else None,
         truncated=truncated == "true",
+        ids=ids,
     )
 
 
 @dataclass
 class Pager:
-    """Fetch pages for one connection; shared by the listings of one scope unit (cloud or project)."""
+    """Fetch pages for one connection; shared by the listings of one scope unit (cloud or project).
 
-    retries: int
-    stop: threading.Event
+    Every paginator stops, with the cause recorded and the listing partial, on a next link that repeats a
+    marker, on a page holding records already listed (a repeated page, or a service ignoring its offset),
+    after `max_pages` pages, and at the snapshot's deadline; no response may be larger than
+    `max_response_bytes`. So a misbehaving API can make a snapshot partial, never endless or wrong."""
+
+    policy: RetryPolicy
     spool_dir: Path
+    max_pages: int = 10_000
+    max_response_bytes: int = 64 * 2**20
     project_id: str | None = None  # set when the connection is scoped to one project only
 
-    def get_page(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
-                 **kwargs) -> PageInfo:
-        """GET one page, check it and keep it; raises PageFailed (recorded by the caller) or
-        CollectionCancelled."""
-        if self.stop.is_set():
-            raise CollectionCancelled("collection stopped before it finished; nothing was written")
-        listing.requests += 1
+    @property
+    def stop(self) -> threading.Event:
+        return self.policy.stop
+
+    def for_project(self, project_id: str) -> "Pager":
+        return dataclasses.replace(self, project_id=project_id)
+
+    def fetch(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
+              **kwargs) -> tuple[bytes, PageInfo]:
+        """GET one page and check it; raises PageFailed (recorded by the caller) or CollectionCancelled.
+        Transport failures are retried in the transport (auditor/collect/retry.py); a body that breaks off
+        is retried here, with the same policy."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.stop.is_set():
+                raise CollectionCancelled("collection stopped before it finished; nothing was written")
+            self._check_deadline(listing, path)
+            listing.requests += 1
+            started = time.monotonic()
+            try:
+                response = proxy.get(path, params=params, raise_exc=False, connect_retries=0,
+                                     status_code_retries=0, stream=True, log=False, **kwargs)
+            except DeadlineReached as exc:
+                raise PageFailed(self._failure(listing, None, path, f"{exc}; stopped")) from None
+            except ksa_exceptions.ClientException as exc:
+                raise PageFailed(self._failure(listing, None, path, _request_failed(exc, self.policy))) from None
+            try:
+                body = self._read_body(response, listing, path)
+            except _BodyBroken as exc:
+                if attempt > self.policy.retries:
+                    raise PageFailed(self._failure(listing, response.status_code, path,
+                                                   f"{exc} after {attempt} tries")) from None
+                log.warning("GET %s: %s; trying again", safe_url(response.url), exc)
+                self._wait(attempt, listing, path)
+                continue
+            finally:
+                response.close()
+            log.debug("GET %s %s %d bytes %.2fs", safe_url(response.url), response.status_code, len(body),
+                      time.monotonic() - started)
+            if response.status_code >= 400:
+                message = _error_message(response.status_code, response.reason, body)
+                if response.status_code in RETRIABLE_STATUS_CODES:
+                    message += f" after {self.policy.tries} tries"
+                raise PageFailed(self._failure(listing, response.status_code, path, message))
+            try:
+                info = inspect_page(body, listing.key, links_key, listing.id_key)
+            except ValueError as exc:
+                raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
+            return body, info
+
+    def _read_body(self, response, listing: Listing, path: str) -> bytes:
+        limit = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PageFailed(self._failure(listing, response.status_code, path, _too_large(int(declared), limit)))
+        chunks, size = [], 0
+        ends = time.monotonic() + self.policy.max_wait  # the whole answer within the request timeout
         try:
-            response = proxy.get(
-                path,
-                params=params,
-                raise_exc=False,
-                connect_retries=self.retries,
-                status_code_retries=self.retries,
-                retriable_status_codes=RETRIABLE_STATUS_CODES,
-                **kwargs,
-            )
-        except ksa_exceptions.ClientException as exc:
-            raise PageFailed(self._failure(listing, None, path, f"request failed: {exc}")) from None
-        if response.status_code >= 400:
-            raise PageFailed(self._failure(listing, response.status_code, path, _error_message(response)))
-        body = response.content
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise PageFailed(self._failure(listing, response.status_code, path, _too_large(size, limit)))
+                if time.monotonic() > ends:
+                    raise _BodyBroken(f"the answer took longer than {self.policy.max_wait:g} s "
+                                      "([collection] timeout)")
+                chunks.append(chunk)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _BodyBroken(f"the answer broke off: {network_reason(exc)}") from None
+        return b"".join(chunks)
+
+    def _wait(self, attempt: int, listing: Listing, path: str) -> None:
         try:
-            info = inspect_page(body, listing.key, links_key)
-        except ValueError as exc:
-            raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
-        listing.add_page(body, info.count, self.spool_dir)
-        return info
+            self.policy.wait(attempt)
+        except DeadlineReached as exc:
+            raise PageFailed(self._failure(listing, None, path, f"{exc}; stopped")) from None
+
+    def _check_deadline(self, listing: Listing, path: str) -> None:
+        try:
+            self.policy.deadline.check()
+        except DeadlineReached as exc:
+            pages = f" after {listing.pages} pages" if listing.pages else ""
+            raise PageFailed(self._failure(listing, None, path, f"{exc}; stopped{pages}")) from None
 
     def _failure(self, listing, status, path, message) -> CollectionFailure:
         return CollectionFailure(listing.resource_type, self.project_id, status, path, message)
 
-    def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, **kwargs) -> Listing:
-        """Nova and Neutron: `limit`/`marker`, with a `<key>_links` next link while pages are full."""
+    def _keep(self, listing: Listing, path: str, body: bytes, info: PageInfo) -> None:
+        """Spool a page once it is known to hold no record listed on an earlier page (a record repeated
+        within one page is kept: the store stores it once and records the duplicate)."""
+        ids = [i for i in info.ids if i is not None]
+        repeated = [i for i in ids if i in listing.seen_ids]
+        if repeated:
+            raise PageFailed(self._failure(
+                listing, None, path,
+                f"page {listing.pages + 1} repeats records already listed ({len(repeated)} of its {info.count}, "
+                f"first id {repeated[0]}); stopped after {listing.pages} pages"))
+        listing.seen_ids.update(ids)
+        listing.add_page(body, info.count, self.spool_dir)
+
+    def _page(self, proxy, path, params, listing: Listing, links_key=None, **kwargs) -> PageInfo:
+        if listing.pages >= self.max_pages:
+            raise PageFailed(self._failure(
+                listing, None, path, f"more than {self.max_pages} pages ([collection] max_pages); stopped"))
+        body, info = self.fetch(proxy, path, params, listing, links_key, **kwargs)
+        self._keep(listing, path, body, info)
+        return info
+
+    def _paginate(self, listing: Listing, path: str, pages) -> Listing:
         started = time.monotonic()
-        query = dict(params)
-        seen_markers = set()
         try:
-            while True:
-                info = self.get_page(proxy, path, query, listing, links_key, **kwargs)
-                next_query = _next_query(info.links)
-                if not next_query or not info.count:
-                    break
-                marker = next_query.get("marker")
-                if marker in seen_markers:  # a service that loops would otherwise never end
-                    raise PageFailed(self._failure(listing, None, path, f"pagination loops at marker {marker}"))
-                seen_markers.add(marker)
-                query = {**params, **next_query}
+            pages()
         except PageFailed as exc:
             listing.fail(exc.failure)
         listing.seconds += time.monotonic() - started
         return listing
+
+    def _loop_guard(self, listing: Listing, path: str, markers: set, marker) -> None:
+        if marker in markers:
+            raise PageFailed(self._failure(
+                listing, None, path, f"pagination loops: the next link repeats marker {marker}; "
+                                     f"stopped after {listing.pages} pages"))
+        markers.add(marker)
+
+    def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, **kwargs) -> Listing:
+        """Nova and Neutron: `limit`/`marker`, with a `<key>_links` next link while pages are full."""
+        def pages():
+            query, markers = dict(params), set()
+            while True:
+                info = self._page(proxy, path, query, listing, links_key, **kwargs)
+                next_query = _next_query(info.links)
+                if not next_query or not info.count:
+                    return
+                self._loop_guard(listing, path, markers, next_query.get("marker"))
+                query = {**params, **next_query}
+        return self._paginate(listing, path, pages)
 
     def list_glance(self, proxy, params, listing: Listing) -> Listing:
         """Glance v2: `limit`/`marker` with a relative `next` link (`/v2/images?...`)."""
-        started = time.monotonic()
-        query = dict(params)
-        try:
+        def pages():
+            query, markers = dict(params), set()
             while True:
-                info = self.get_page(proxy, "/images", query, listing)
+                info = self._page(proxy, "/images", query, listing)
                 if not info.next_href or not info.count:
-                    break
+                    return
                 query = {k: v[0] for k, v in parse_qs(urlsplit(info.next_href).query).items()}
-        except PageFailed as exc:
-            listing.fail(exc.failure)
-        listing.seconds += time.monotonic() - started
-        return listing
+                self._loop_guard(listing, "/images", markers, query.get("marker"))
+        return self._paginate(listing, "/images", pages)
 
     def list_offset_paged(self, proxy, path, params, listing: Listing, page_size, **kwargs) -> Listing:
-        """Nova server groups: `limit`/`offset`, no links; a short page is the last."""
-        started = time.monotonic()
-        offset = 0
-        try:
+        """Nova server groups: `limit`/`offset`, no links; a short page is the last. A service that ignores
+        the offset serves the same records again, which stops the listing like any repeated page."""
+        def pages():
+            offset = 0
             while True:
                 query = {**params, "limit": page_size, "offset": offset}
-                info = self.get_page(proxy, path, query, listing, **kwargs)
+                info = self._page(proxy, path, query, listing, **kwargs)
                 if info.count < page_size:
-                    break
+                    return
                 offset += info.count
-        except PageFailed as exc:
-            listing.fail(exc.failure)
-        listing.seconds += time.monotonic() - started
-        return listing
+        return self._paginate(listing, path, pages)
 
     def get_single(self, proxy, path, params, listing: Listing, **kwargs) -> tuple[Listing, PageInfo | None]:
         """An unpaginated listing (Keystone projects, Nova availability zones)."""
-        started = time.monotonic()
-        info = None
-        try:
-            info = self.get_page(proxy, path, params, listing, **kwargs)
-        except PageFailed as exc:
-            listing.fail(exc.failure)
-        listing.seconds += time.monotonic() - started
-        return listing, info
+        found: list[PageInfo] = []
+        self._paginate(listing, path, lambda: found.append(self._page(proxy, path, params, listing, **kwargs)))
+        return listing, found[0] if found else None
+
+
+class _BodyBroken(Exception):
+    """The answer's body did not arrive whole (dropped, too slow): worth another try."""
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (f"response larger than {limit / 2**20:g} MB ([collection] max_response_mb): "
+            f"{'at least ' if size > limit else ''}{size / 2**20:.1f} MB; not read")
+
+
+def _request_failed(exc: Exception, policy: RetryPolicy) -> str:
+    """One line for a request that got no answer at all, after the transport's tries."""
+    return f"request failed: {network_reason(exc)} after {policy.tries} tries"
 
 
 def _next_query(links) -> dict | None:
@@ -268,15 +383,24 @@ def _next_query(links) -> dict | None:
     return None
 
 
-def _error_message(response) -> str:
-    """The service's own message from an error body, else the status line; never the request headers."""
+def _error_message(status: int, reason: str | None, body: bytes) -> str:
+    """The service's own message from an error body, else the status line; never the request headers.
+    The message is the cloud's text: one line, at most 300 characters, control characters removed."""
+    message = None
     try:
-        body = orjson.loads(response.content)
-        if isinstance(body, dict):
-            for value in body.values():
-                if isinstance(value, dict) and value.get("message"):
-                    return f"HTTP {response.status_code}: {value['message']}"
+        parsed = orjson.loads(body)
+        if isinstance(parsed, dict):
+            for value in parsed.values():
+                if isinstance(value, dict) and isinstance(value.get("message"), str):
+                    message = value["message"]
+                    break
     except orjson.JSONDecodeError:
         pass
-    text = response.content[:200].decode("utf-8", "replace").strip()
-    return f"HTTP {response.status_code}: {text or response.reason}"
+    if message is None:
+        message = body[:300].decode("utf-8", "replace").strip() or reason or ""
+    message = _CONTROL.sub(" ", message).strip()
+    message = message[:300] + ("…" if len(message) > 300 else "")
+    return f"HTTP {status_text(status)}: {message}" if message else f"HTTP {status_text(status)}"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")

@@ -15,50 +15,18 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from auditor.fakecloud.faults import Fault
+
 NOVA_MAX_PAGE = 1000  # nova's default max_limit
 GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE = 25, 1000
 EMBEDDED_FLAVOR_MICROVERSION = (2, 47)
-
-
-@dataclass
-class Fault:
-    """A fault for requests whose path and query match `path` (a regular expression, searched).
-
-    `times` limits how often it fires (None: always). `status` answers with that HTTP status;
-    `retry_after` adds a Retry-After header; `latency` sleeps first; `drop` closes the connection without
-    an answer; `malformed` answers 200 with a truncated JSON body.
-    """
-
-    path: str
-    status: int | None = None
-    times: int | None = None
-    latency: float = 0.0
-    drop: bool = False
-    malformed: bool = False
-    retry_after: int | None = None
-    method: str = "GET"
-    project: str | None = None  # only for requests whose token is scoped to this project id
-    fired: int = 0
-    _pattern: re.Pattern = field(init=False, repr=False)
-
-    def __post_init__(self):
-        self._pattern = re.compile(self.path)
-
-    def matches(self, method: str, target: str, project: str | None) -> bool:
-        if self.method != "*" and method != self.method:
-            return False
-        if self.project is not None and project != self.project:
-            return False
-        if self.times is not None and self.fired >= self.times:
-            return False
-        return bool(self._pattern.search(target))
 
 
 @dataclass
@@ -136,6 +104,7 @@ class FakeCloud:
             "floatingips": _Collection(fixture.get("floating_ips", []), "project_id"),
         }
         self._legacy_servers: _Collection | None = None
+        self._request = threading.local()  # the fault (if any) of the request this thread serves
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -209,6 +178,10 @@ class FakeCloud:
             }
             auth_type = "password"
         return {"auth_type": auth_type, "auth": auth, "region_name": self.region, "identity_api_version": 3}
+
+    def _paging_fault(self) -> str | None:
+        fault = getattr(self._request, "fault", None)
+        return fault.paging if fault is not None else None
 
     # -- dispatch --------------------------------------------------------------------------------------
     def fault_for(self, method: str, target: str, headers) -> Fault | None:
@@ -443,7 +416,7 @@ class FakeCloud:
                 project = token.project.get("id")
                 view = collection.view(f"project:{project}", lambda g: g.get("project_id") == project)
             limit = _int(query, "limit", NOVA_MAX_PAGE, NOVA_MAX_PAGE)
-            offset = _int(query, "offset", 0, None)
+            offset = 0 if self._paging_fault() == "ignore_offset" else _int(query, "offset", 0, None)
             chosen = view[0][offset : offset + limit]
             body = b'{"server_groups": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]}"
             return 200, version_headers, body
@@ -522,11 +495,13 @@ class FakeCloud:
         indexes, positions = view
         start = self._marker_start(query, positions)
         chosen = indexes[start : start + limit]
+        next_marker = collection.items[chosen[-1]]["id"] if start + limit < len(indexes) and chosen else None
+        chosen, next_marker = self._misbehave(query, indexes, chosen, limit, next_marker, collection)
         head = b'{"images": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]"
         tail = {"schema": "/v2/schemas/images", "first": "/v2/images"}
-        if start + limit < len(indexes) and chosen:
+        if next_marker is not None:
             params = {k: v[0] for k, v in query.items() if k != "marker"}
-            params["marker"] = collection.items[chosen[-1]]["id"]
+            params["marker"] = next_marker
             tail["next"] = "/v2/images?" + urlencode(params)
         return 200, {}, head + b", " + json.dumps(tail)[1:].encode()
 
@@ -571,16 +546,42 @@ class FakeCloud:
         indexes, positions = view
         limit = _int(query, "limit", default, maximum)
         paged = limit is not None
+        if paged and self._paging_fault() == "endless":
+            return self._endless_page(collection, indexes, key, limit, base, headers, links_key, query)
         start = self._marker_start(query, positions)
         chosen = indexes[start : start + limit] if paged else indexes[start:]
+        next_marker = collection.items[chosen[-1]]["id"] if paged and len(chosen) == limit and chosen else None
+        if paged:
+            chosen, next_marker = self._misbehave(query, indexes, chosen, limit, next_marker, collection)
         body = b'{"' + key.encode() + b'": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]"
-        if paged and len(chosen) == limit and chosen:
-            params = {k: v[0] for k, v in query.items() if k != "marker"}
-            params["limit"] = str(limit)
-            params["marker"] = collection.items[chosen[-1]]["id"]
-            link = [{"rel": "next", "href": f"{base}?{urlencode(params)}"}]
-            body += b', "' + links_key.encode() + b'": ' + json.dumps(link).encode()
+        if next_marker is not None:
+            body += b', "' + links_key.encode() + b'": ' + self._next_link(base, query, limit, next_marker)
         return 200, headers, body + b"}"
+
+    @staticmethod
+    def _next_link(base, query, limit, marker) -> bytes:
+        params = {k: v[0] for k, v in query.items() if k != "marker"}
+        params["limit"] = str(limit)
+        params["marker"] = marker
+        return json.dumps([{"rel": "next", "href": f"{base}?{urlencode(params)}"}]).encode()
+
+    def _misbehave(self, query, indexes, chosen, limit, next_marker, collection):
+        """The paging faults that keep serving fixture records: (records to serve, next marker)."""
+        fault = self._paging_fault()
+        marker = (query.get("marker") or [None])[0]
+        if marker is None or fault not in ("repeat_marker", "repeat_page"):
+            return chosen, next_marker
+        if fault == "repeat_marker":
+            return chosen, marker
+        return indexes[:limit], next_marker  # the first page again, and paging goes on
+
+    def _endless_page(self, collection, indexes, key, limit, base, headers, links_key, query):
+        """A full page of records never seen before, linking to yet another page."""
+        template = collection.items[indexes[0]] if indexes else {"name": "endless"}
+        records = [dict(_public(template), id=str(uuid.uuid4())) for _ in range(limit)]
+        body = orjson.dumps({key: records})[:-1]
+        link = self._next_link(base, query, limit, records[-1]["id"])
+        return 200, headers, body + b', "' + links_key.encode() + b'": ' + link + b"}"
 
     @staticmethod
     def _marker_start(query, positions) -> int:
@@ -614,6 +615,7 @@ def _make_handler(cloud: FakeCloud):
             with cloud._lock:
                 cloud.requests.append((method, target))
             fault = cloud.fault_for(method, target, self.headers)
+            cloud._request.fault = fault
             if fault is not None:
                 if fault.latency:
                     time.sleep(fault.latency)
@@ -641,17 +643,30 @@ def _make_handler(cloud: FakeCloud):
             except Exception as exc:  # a bug here must show as a 500, as a real service would answer
                 self._send(500, {}, _error_body(500, f"fake cloud error: {exc}"))
                 return
-            self._send(status, headers, payload)
+            finally:
+                cloud._request.fault = None
+            if fault is not None and fault.rewrites_body and status < 300:
+                payload = fault.rewrite(payload)
+            self._send(status, headers, payload, chunked=fault is not None and fault.chunked)
 
-        def _send(self, status, headers, payload: bytes):
+        def _send(self, status, headers, payload: bytes, chunked: bool = False):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(payload)))
             self.send_header("X-Openstack-Request-Id", "req-" + uuid.uuid4().hex)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            if not chunked:
+                self.wfile.write(payload)
+                return
+            for at in range(0, len(payload), 1 << 16):
+                piece = payload[at : at + (1 << 16)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
 
     return Handler
 

@@ -1,8 +1,9 @@
 """Full exports beside each report: findings.csv, findings.json and inventory.csv.
 
 They hold every row (the PDF caps its detail rows; these never do). Spreadsheet programs run a cell that
-starts with `=`, `+`, `-`, `@`, tab or carriage return as a formula, and tenant names can start with
-anything: such cells get a leading `'` in the CSV files (OWASP's advice). findings.json keeps values as
+starts with `=`, `+`, `-`, `@` (or their fullwidth forms, or any of them after spaces), tab or carriage
+return as a formula, and tenant names can start with anything: such cells get a leading `'` in the CSV
+files (OWASP's advice). findings.json keeps values as
 stored.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from auditor.collect.paging import sql_literal
+from auditor.output import FORMULA_RE2
 from auditor.rules.catalog import SEVERITY_ORDER_SQL
 from auditor.store.database import open_snapshot_file
 
@@ -53,8 +55,9 @@ _INVENTORY_SQL = """
 
 _BATCH = 10_000
 # spreadsheet_safe, in SQL: text cells that a spreadsheet would run as a formula get a leading quote
-_GUARD = (r"CASE WHEN typeof({c}) = 'VARCHAR' AND regexp_matches(CAST({c} AS VARCHAR), '^[=+\-@\t\r]') "
-          r"THEN '''' || CAST({c} AS VARCHAR) ELSE CAST({c} AS VARCHAR) END")
+_GUARD = ("CASE WHEN typeof({c}) = 'VARCHAR' AND regexp_matches(CAST({c} AS VARCHAR), "
+          + sql_literal(FORMULA_RE2).replace("{", "{{").replace("}", "}}")
+          + ") THEN '''' || CAST({c} AS VARCHAR) ELSE CAST({c} AS VARCHAR) END")
 
 
 def _write_csv(published: Path, sql: str, key: int, columns: tuple[str, ...], target: Path) -> None:

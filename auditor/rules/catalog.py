@@ -295,7 +295,7 @@ def _load_yaml_mapping(text: str, path: Path, line_offset: int) -> tuple[dict, d
     """Parse YAML text that must be a mapping; return it with the file line of each top-level key."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         raise RuleError(yaml_error_text(exc, path, line_offset)) from None
     except yaml.YAMLError as exc:
@@ -306,6 +306,26 @@ def _load_yaml_mapping(text: str, path: Path, line_offset: int) -> tuple[dict, d
         raise RuleError(f"{path}:{line_offset + 1}: must be a YAML mapping (key: value lines)")
     key_lines = {k.value: k.start_mark.line + 1 + line_offset for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     return data, key_lines
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but an impossible date (`2027-02-30`) is an error at its line, not a
+    ValueError from deep inside the constructor."""
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"invalid date {node.value!r} ({exc})",
+                                                    node.start_mark) from None
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_timestamp)
+
+
+def load_yaml(text: str):
+    """YAML from a rule, test-case, framework, mapping or waivers file (see StrictLoader)."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def yaml_error_text(exc: yaml.MarkedYAMLError, path: Path, line_offset: int = 0) -> str:

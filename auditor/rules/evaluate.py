@@ -127,8 +127,10 @@ class EvaluationResult:
         fails = ", ".join(f"{self.fails.get(s, 0)} {s}" for s in SEVERITIES)
         since = "first evaluation" if self.previous_evaluation_id is None else \
             f"{sum(self.new.values())} new, {self.resolved} resolved since the previous snapshot"
+        errors = f"; {len(self.rule_errors)} rule{'s' if len(self.rule_errors) != 1 else ''} in error" \
+            if self.rule_errors else ""
         return (f"evaluation {self.evaluation_id} of snapshot {self.snapshot_id} ({where}, {self.snapshot_status}): "
-                f"failing {fails}; {since}; {self.waived} waived, {self.passes} passed, {self.skips} skipped")
+                f"failing {fails}; {since}; {self.waived} waived, {self.passes} passed, {self.skips} skipped{errors}")
 
 
 # -- choosing snapshots -----------------------------------------------------------------------------------
@@ -381,15 +383,16 @@ def _write(database: Path, snapshot_id, cloud, region, previous, started_at, fin
 
 def check_catalog_sql(ruleset: RuleSet, rules: list[Rule] | None = None) -> list[str]:
     """Each rule's query (default: every enabled rule) checked against the real schema, on an empty
-    in-memory database prepared exactly as for an evaluation."""
+    in-memory database prepared exactly as for an evaluation, in the same sandbox."""
     from auditor.rules.engine import check_rule_sql
-    from auditor.store.database import latest_views_sql, schema_sql
+    from auditor.store.database import SANDBOX_CONFIG, latest_views_sql, sandbox, schema_sql
 
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     try:
         con.execute(schema_sql())
         con.execute(latest_views_sql())
         prepare(con, 0, ruleset.instance_types)
+        sandbox(con)  # as in an evaluation: a rule that reads files is refused here
         problems = []
         for rule in ruleset.enabled if rules is None else rules:
             problems.extend(check_rule_sql(con, rule, ruleset.params.get(rule.id, rule.params)))

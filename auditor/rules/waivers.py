@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from auditor.errors import RuleError
-from auditor.rules.catalog import yaml_error_text
+from auditor.rules.catalog import load_yaml, yaml_error_text
 
 MATCH_KEYS = ("resource_id", "resource_name", "project")
 WAIVER_KEYS = ("id", "rule", "match", "reason", "owner", "expires")
@@ -43,7 +43,7 @@ def load_waivers(path: Path, rule_ids: set[str]) -> list[Waiver]:
         raise RuleError(f"{path}: waivers file cannot be read: {exc}") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         raise RuleError(yaml_error_text(exc, path)) from None
     if data is None:

@@ -6,12 +6,17 @@ table of the job store. Nothing here writes a file, holds a lock for longer than
 state between requests, so the endpoint can neither block collection nor show a stale cache.
 
 The server is the standard library's ThreadingHTTPServer in a daemon thread: GET and HEAD only, one
-request per connection (HTTP/1.0), a socket timeout so that idle clients cannot pin threads.
+request per connection (HTTP/1.0). A slow client cannot pin it: the whole request head must arrive within
+HEAD_DEADLINE seconds (measured across every read, so a header line every few seconds does not keep the
+connection alive), and at most MAX_CONNECTIONS are served at once (others get an immediate 503). waitress,
+hypercorn and uvicorn were considered: each times out an idle read, none the whole head, so each would lose
+the deadline this gives.
 """
 
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import logging
 import mimetypes
@@ -21,6 +26,7 @@ import socket
 import socketserver
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
@@ -59,6 +65,8 @@ _STATE_OF_OUTCOME = {"succeeded": "ok", "partial": "degraded", "failed": "failin
 _STATES = ("failing", "degraded", "pending", "ok")
 _TERMINAL_OUTCOMES = tuple(o for o in OUTCOMES if o != "running")  # runs counted by auditor_job_runs_total
 _CHUNK = 256 * 1024
+HEAD_DEADLINE = 10.0  # seconds from accepting a connection to the end of its request head
+MAX_CONNECTIONS = 32  # connections served at once; the rest are answered 503 and closed
 _MAX_ERROR_LINE = 500
 # Content types from a private table (Python's built-in one), not from whatever /etc/mime.types says.
 _MIME = mimetypes.MimeTypes()
@@ -349,6 +357,31 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     status: StatusServer
 
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                b"Content-Length: 20\r\nRetry-After: 1\r\n\r\ntoo many connections")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
     def server_bind(self):
         # HTTPServer.server_bind looks the host name up (socket.getfqdn), which can hang on DNS; not needed.
         socketserver.TCPServer.server_bind(self)
@@ -359,11 +392,37 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes, each read given only the time left until `deadline`."""
+
+    def __init__(self, connection: socket.socket, deadline: float):
+        self.connection, self.deadline = connection, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the request head did not arrive within {HEAD_DEADLINE:g} s")
+        self.connection.settimeout(left)
+        return self.connection.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "auditor"
     sys_version = ""
-    timeout = 30  # seconds a client may sit idle on its connection
+    timeout = 30  # seconds one write to a slow reader may take
+
+    def setup(self):
+        super().setup()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, time.monotonic() + HEAD_DEADLINE))
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers, through the deadline
+        self.connection.settimeout(self.timeout)  # the answer may take its time to a slow reader
+        return parsed
 
     # Every method other than GET and HEAD, known or not, is 405 (BaseHTTPRequestHandler would say 501).
     def __getattr__(self, name: str):

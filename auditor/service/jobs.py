@@ -140,6 +140,8 @@ def _run_target(context: JobContext, target: CloudTarget, started: datetime) -> 
         parts.append(f"evaluation {evaluation.evaluation_id}: {sum(evaluation.fails.values())} failing, "
                      f"{sum(evaluation.new.values())} new, {evaluation.resolved} resolved")
         problems += [f"rule {rule_id}: {message}" for rule_id, message in evaluation.rule_errors[:3]]
+        if evaluation.rule_errors and outcome == "succeeded":  # findings of those rules are missing
+            outcome = "partial"
         if context.stop.is_set():
             return RunOutcome("cancelled", started, "the service stopped before the report was written",
                               "; ".join(parts), result.snapshot_id)

@@ -60,7 +60,7 @@ class JobSpec:
 
 def job_specs(config: Config) -> list[JobSpec]:
     """The jobs auditor.toml asks for; every schedule checked, errors naming the key."""
-    from auditor.collect.collector import region_names
+    from auditor.collect.connection import region_names
 
     source = config.source or "auditor.toml"
     service = config.service

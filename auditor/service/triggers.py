@@ -25,6 +25,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 _INTERVAL = re.compile(r"every\s+(\d+)\s*(s|m|h|d)", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STEP = timedelta(microseconds=1)
+# cron(8)'s nicknames (@reboot has no meaning for a schedule that survives restarts)
+NICKNAMES = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
 
 
 class ScheduleError(ValueError):
@@ -39,8 +44,13 @@ def time_zone(name: str) -> tzinfo:
 
 
 def parse_schedule(text: str, zone: tzinfo) -> BaseTrigger:
-    """`every 30s|15m|6h|1d`, or a five-field cron expression (minute hour day month weekday)."""
+    """`every 30s|15m|6h|1d`, a five-field cron expression (minute hour day month weekday), or one of
+    cron's nicknames (@hourly, @daily, @weekly, @monthly, @yearly)."""
     text = text.strip()
+    if text.startswith("@"):
+        if text.lower() not in NICKNAMES:
+            raise ScheduleError(f"{text!r} is not a cron nickname (one of {', '.join(sorted(NICKNAMES))})")
+        return WallClockCronTrigger(NICKNAMES[text.lower()], zone, shown=text)
     match = _INTERVAL.fullmatch(text)
     if match:
         seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -56,12 +66,15 @@ def parse_schedule(text: str, zone: tzinfo) -> BaseTrigger:
 class WallClockCronTrigger(BaseTrigger):
     """A cron expression matched against the wall clock of `zone`, with cron(8)'s handling of DST."""
 
-    def __init__(self, expression: str, zone: tzinfo):
+    def __init__(self, expression: str, zone: tzinfo, shown: str | None = None):
         self.expression = expression
+        self.shown = shown or expression  # what the config said (a nickname), for people
         self.zone = zone
         try:
+            minute, hour, day, month, weekday = expression.split()
             # Searching in UTC, a zone without DST, makes the inner trigger walk naive wall-clock time.
-            self._wall = CronTrigger.from_crontab(expression, timezone=UTC)
+            self._wall = CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                                     day_of_week=cron_weekdays(weekday), timezone=UTC)
         except ValueError as exc:
             raise ScheduleError(f"{expression!r}: not a valid cron expression: {exc}") from None
 
@@ -99,6 +112,40 @@ class WallClockCronTrigger(BaseTrigger):
 
     def __setstate__(self, state):
         self.__init__(state["expression"], ZoneInfo(state["zone"]))
+
+
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_weekdays(field: str) -> str:
+    """crontab's day-of-week field (0 or 7 is Sunday, 1 Monday ...) in APScheduler's terms, where 0 is
+    Monday: an explicit list of day names, so that `1-5` keeps meaning Monday to Friday."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, slash, step_text = part.partition("/")
+        if slash and not step_text.isdigit() or step_text == "0":
+            raise ValueError(f"day-of-week step {step_text!r} in {field!r} must be a whole number from 1")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = 0, 6
+        else:
+            first_text, dash, last_text = span.partition("-")
+            first = _weekday_number(first_text, field)
+            last = _weekday_number(last_text, field) if dash else (7 if slash else first)
+        if first > last:
+            raise ValueError(f"day-of-week range {span!r} in {field!r} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))  # 7 is Sunday again
+    return ",".join(_WEEKDAY_NAMES[d] for d in sorted(days))
+
+
+def _weekday_number(text: str, field: str) -> int:
+    if text in _WEEKDAY_NAMES:
+        return _WEEKDAY_NAMES.index(text)
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    raise ValueError(f"day of week {text!r} in {field!r} is neither 0-7 nor a day name (sun, mon, ...)")
 
 
 def _as_wall(moment: datetime) -> datetime:

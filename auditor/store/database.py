@@ -195,12 +195,22 @@ def open_reader(path: Path):
     """Open a published copy read-only, with file access and extension loading disabled and locked."""
     con = open_snapshot_file(path)
     try:
-        con.execute("SET enable_external_access = false")  # no ATTACH, COPY TO, read_csv of local files
-        con.execute("SET lock_configuration = true")  # and nothing above can be undone by a query
+        sandbox(con)
     except duckdb.Error:
         con.close()
         raise
     return con
+
+
+SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def sandbox(con) -> None:
+    """What rules and user SQL run under: no file or network access (no ATTACH, COPY TO, read_text of a
+    local file), and a configuration no query can undo. Rule validation and rule test cases use it too,
+    so a rule that reads a file fails there, not at its first evaluation."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def open_snapshot_file(path: Path):
@@ -214,8 +224,7 @@ def open_snapshot_file(path: Path):
     if not path.is_file():
         raise StoreError(f"{path}: no published snapshot database yet (run `auditor snapshot` first)")
     try:
-        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                                 "autoload_known_extensions": False})
+        con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     except duckdb.Error as exc:
         raise StoreError(f"{path}: cannot open: {exc}") from None
     try:

@@ -1,21 +1,25 @@
 """Normalize raw API pages into the snapshot tables, in bulk, inside DuckDB.
 
 Each listing arrives as raw JSON pages in spool files. One INSERT ... SELECT per table unnests the pages
-and maps every record's fields with `json_transform` (one parse per record, no Python object per record);
-fields of an unexpected type become NULL rather than failing the snapshot, and `raw` keeps what the API
-said. Derived facts (flavor details by id, server -> security groups, floating IP -> server) are joined in
-SQL afterwards. Secrets: keys that carry them are dropped in SQL; the few records whose metadata or image
-properties look like they hold a credential go through auditor.redact in Python.
+and maps every record's fields with `json_transform` (one parse per record, no Python object per record).
+A probe before it, one pass straight over the pages (auditor/store/typecheck.py), counts records without
+an id, ids listed twice and fields of the wrong JSON type: each is a collection error; a wrong value is
+stored as NULL (`raw` keeps what the API said) and each record is stored once. Derived facts (flavor
+details by id, server -> security groups, floating IP -> server) are joined in SQL afterwards. Secrets:
+keys that carry them are dropped in SQL; the few records whose metadata or image properties look like
+they hold a credential go through auditor.redact in Python.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import orjson
 
 from auditor.collect.paging import Listing, sql_literal
 from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, redact_record
+from auditor.store.typecheck import checks, describe, patched_item, probe_schema
 
 # The core Glance fields; every other top-level key of an image is a free-form property.
 IMAGE_CORE_KEYS = (
@@ -180,33 +184,85 @@ def _embedded_rules_sql(pages: str) -> str:
             f".security_group_rules) AS item FROM ({groups}) g")
 
 
-def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Listing | None = None) -> int:
-    """Insert one listing's records into `table`; return how many records had no id (not stored).
-
-    `source` gives the pages when they belong to another listing (rules embedded in their groups).
-    """
+def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Listing | None = None) -> list[str]:
+    """Insert one listing's records into `table`; return the problems found, each a collection error:
+    fields of the wrong JSON type (stored as NULL), records without an id (not stored), and records listed
+    twice (kept once). `source` gives the pages when they belong to another listing (rules embedded in
+    their groups)."""
     pages_from = source or listing
     if not pages_from.spools:
-        return 0
+        return []
     schema, select = TABLES[table]
     pages = pages_from.pages_sql()
     items = _embedded_rules_sql(pages) if source is not None else _items_sql(listing.key, pages)
     extra = f", {_EXTRA_STRUCT[table]}" if table in _EXTRA_STRUCT else ""
     key = _quote(_schema_key(table))
-    records = f"""
-        SELECT item, s{extra} FROM (
-            SELECT item, json_transform(item, {sql_literal(json.dumps(schema))}) AS s FROM ({items})
-        )"""
-    if pages_from.units > 1:  # several projects list shared resources: keep each record once
-        dropped = con.execute(f"SELECT count(*) FROM ({records}) WHERE s.{key} IS NULL").fetchall()[0][0]
-        dedupe = f"QUALIFY row_number() OVER (PARTITION BY s.{key}) = 1"
+    probe = _probe(con, table, schema, _probe_sql(listing.key, schema, pages, embedded=source is not None))
+    if probe.failed:  # the rare case: remove the values of the wrong type before they are read
+        probed = f"SELECT item, json_transform(item, {sql_literal(probe_schema(schema))}) AS p FROM ({items})"
+        cleaned = f"SELECT item, {patched_item('item', probe.failed)} AS clean FROM ({probed})"
     else:
-        dropped, dedupe = None, ""
-    inserted = con.execute(f"""
+        cleaned = f"SELECT item, item AS clean FROM ({items})"
+    # Keeping the first of each id costs a window over every record: only when some id is listed twice.
+    once = f"QUALIFY row_number() OVER (PARTITION BY s.{key}) = 1" if probe.with_id > probe.distinct else ""
+    con.execute(f"""
         INSERT INTO {table} BY NAME
         SELECT {snapshot_id} AS snapshot_id, {select}
-        FROM ({records}) WHERE s.{key} IS NOT NULL {dedupe}""").fetchall()[0][0]
-    return listing.count - inserted if dropped is None else dropped
+        FROM (
+            SELECT item, s{extra} FROM (
+                SELECT item, json_transform(clean, {sql_literal(json.dumps(schema))}) AS s FROM ({cleaned})
+            )
+        ) WHERE s.{key} IS NOT NULL {once}""")
+    problems = [describe(check, count, example) for check, count, example in probe.type_errors]
+    if probe.without_id:  # records without an id cannot be audited: say so, never drop them silently
+        problems.append(f"{probe.without_id} records without an id were not stored")
+    if probe.with_id > probe.distinct and pages_from.units == 1:
+        # Several projects' listings overlap by design (public images, shared groups); one listing must not.
+        problems.append(f"{probe.with_id - probe.distinct} records were listed twice (the same "
+                        f"{_schema_key(table)}); each is stored once")
+    return problems
+
+
+def _probe_sql(key: str, schema: dict, pages: str, embedded: bool) -> str:
+    """One row per record, `p` its top-level fields as JSON text, parsed straight from the pages."""
+    fields = {name: "JSON" for name in schema}
+    if embedded:
+        shape = sql_literal(json.dumps({"security_groups": [{"security_group_rules": [fields]}]}))
+        return (f"SELECT unnest(g.security_group_rules) AS p FROM "
+                f"(SELECT unnest(json_transform(body, {shape}).security_groups) AS g FROM {pages})")
+    shape = sql_literal(json.dumps({key: [fields]}))
+    return f"SELECT unnest(json_transform(body, {shape}).{_quote(key)}) AS p FROM {pages}"
+
+
+@dataclass
+class _Probe:
+    without_id: int
+    with_id: int
+    distinct: int
+    type_errors: list  # (check, records failing it, first id)
+    failed: list  # the checks some record fails
+
+
+def _probe(con, table: str, schema: dict, records: str) -> _Probe:
+    """One pass over the records: how many have no id, how many distinct ids, and per field how many
+    have a value of the wrong JSON type (the first id of each only when some do)."""
+    tests = checks(table, schema)
+    key = f"p.{_quote(_schema_key(table))}"
+    has_id = f"ascii(CAST({key} AS VARCHAR)) = 34"  # a JSON string
+    counts = ", ".join(f"count(*) FILTER (WHERE NOT ({t.ok}))" for t in tests)
+    row = con.execute(
+        f"SELECT count(*) FILTER (WHERE NOT coalesce({has_id}, false)), count(*) FILTER (WHERE {has_id}), "
+        f"count(DISTINCT {key} ->> '$') FILTER (WHERE {has_id}), {counts} FROM ({records})").fetchall()[0]
+    without_id, with_id, distinct, failing = row[0], row[1], row[2], row[3:]
+    failed = [test for test, count in zip(tests, failing) if count]
+    type_errors = []
+    if failed:
+        firsts = con.execute(
+            f"SELECT {', '.join(f'min({key}) FILTER (WHERE NOT ({t.ok}))' for t in failed)} FROM ({records})"
+        ).fetchall()[0]
+        type_errors = [(test, count, first) for test, count, first in
+                       zip(failed, [c for c in failing if c], firsts)]
+    return _Probe(without_id, with_id, distinct, type_errors, failed)
 
 
 def _schema_key(table: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -9,13 +10,15 @@ import duckdb
 from auditor.errors import QueryError
 from auditor.store.database import open_reader
 
-# Statement types that only read. Everything else is refused before it runs; the connection is
-# read-only with file access disabled as well, so a statement type missed here still cannot write.
+# Statement types that only read. Everything else (LOAD, INSTALL, ATTACH, COPY, SET ...) is refused before it
+# runs; the connection is read-only with file access disabled as well, so a statement type missed here still
+# cannot write. EXPLAIN is judged by the statement it explains: EXPLAIN ANALYZE runs it.
 READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "VARIABLE_SET"}
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
 
 def run_read_only(database: Path, query: str) -> tuple[list[str], list[tuple]]:
-    """Run `query` on the published copy and return (column names, rows) of its last statement."""
+    """Run `query`, one read-only statement, on the published copy; return (column names, rows)."""
     if not query.strip():
         raise QueryError("empty query")
     con = open_reader(database)
@@ -27,9 +30,12 @@ def run_read_only(database: Path, query: str) -> tuple[list[str], list[tuple]]:
         if not statements:
             raise QueryError("empty query")
         for statement in statements:
-            kind = statement.type.name
+            kind = _statement_kind(con, statement)
             if kind not in READ_STATEMENTS:
                 raise QueryError(f"auditor sql is read-only: {kind} statements are refused")
+        if len(statements) > 1:  # running only one of them would silently drop the others
+            raise QueryError(f"auditor sql runs one statement at a time; the query holds {len(statements)} "
+                             "(run each on its own)")
         cursor = None
         try:
             for statement in statements:
@@ -41,3 +47,16 @@ def run_read_only(database: Path, query: str) -> tuple[list[str], list[tuple]]:
         return columns, rows
     finally:
         con.close()
+
+
+def _statement_kind(con, statement) -> str:
+    """The statement's type; for EXPLAIN, the type of the statement it explains (EXPLAIN ANALYZE runs it)."""
+    kind = statement.type.name
+    while kind == "EXPLAIN":
+        inner = _EXPLAIN.sub("", statement.query, count=1)
+        try:
+            [statement] = con.extract_statements(inner)
+        except (duckdb.Error, ValueError):
+            return "EXPLAIN of an unreadable"
+        kind = statement.type.name
+    return kind

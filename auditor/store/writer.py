@@ -37,12 +37,11 @@ def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float
             for resource_type in LOAD_ORDER:
                 listing = snapshot.listings[resource_type]
                 source = snapshot.listings["security_groups"] if listing.embedded else None
-                unusable = load_listing(con, resource_type, snapshot_id, listing, source)
+                problems = load_listing(con, resource_type, snapshot_id, listing, source)
                 _release_pages(snapshot, resource_type)
-                if unusable:  # records without an id cannot be audited: say so, never drop them silently
+                for problem in problems:  # the data cannot be trusted whole: the listing is partial
                     listing.complete = False
-                    failure = CollectionFailure(resource_type, None, None, "",
-                                                f"{unusable} records without an id were not stored")
+                    failure = CollectionFailure(resource_type, None, None, "", problem)
                     listing.failures.append(failure)
                     failures.append(failure)
             derive(con, snapshot_id)
