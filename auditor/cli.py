@@ -656,7 +656,7 @@ def prune(obj: Context, dry_run):
     daily_days, then one a week; the newest complete snapshot of each cloud/region always stays. Pruned
     snapshots lose their rows, findings and report folders; first-seen dates of findings survive."""
     from auditor.errors import RetentionError
-    from auditor.store.retention import prune as prune_database
+    from auditor.pipeline import prune as prune_database
 
     config = obj.config
     if config.retention is None:

@@ -5,6 +5,7 @@ Each step returns what it did; the CLI prints it and the service logs and record
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from auditor.errors import CollectionCancelled, CollectionError, NotifyError, Re
 from auditor.output import render
 from auditor.store.database import open_reader
 from auditor.store.writer import write_snapshot
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -232,3 +235,53 @@ def deliver_digests(config: Config, catalog, snapshot_spec: str | int = "latest"
                     outcome.error = exc
             outcomes.append(outcome)
     return outcomes
+
+
+@dataclass
+class PruneResult:
+    kept: int                                   # snapshots kept
+    pruned: list[int]                           # snapshot ids removed (or that would be, with dry_run)
+    rows_deleted: dict[str, int]                # table -> rows deleted (empty with dry_run)
+    report_folders_removed: list[Path]          # (with dry_run: the folders that would be removed)
+    report_folders_failed: list[tuple[Path, str]] = field(default_factory=list)  # folder, why it stays
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        total = self.kept + len(self.pruned)
+        folders = len(self.report_folders_removed)
+        noun = "report folder" if folders == 1 else "report folders"
+        if self.dry_run:
+            text = (f"would prune {len(self.pruned)} of {total} snapshots (keeping {self.kept}); "
+                    f"{folders} {noun} would be removed")
+        else:
+            text = (f"pruned {len(self.pruned)} of {total} snapshots (kept {self.kept}); "
+                    f"{folders} {noun} removed")
+        if self.report_folders_failed:
+            text += f"; {len(self.report_folders_failed)} could not be removed"
+        return text
+
+
+def prune(database: Path, policy, report_dir: Path | None, *, now: datetime | None = None,
+          dry_run: bool = False) -> PruneResult:
+    """Apply the retention policy: the pruned snapshots' rows (auditor/store/retention.py), then their report
+    folders under `report_dir` (auditor/report/retention.py; None: no folder is touched). With `dry_run`
+    nothing changes and the result lists what would be removed."""
+    from auditor.report.retention import remove_report_folders, report_folders_of
+    from auditor.store.retention import prune_snapshots
+
+    started = time.perf_counter()
+    done = prune_snapshots(database, policy, now=now, dry_run=dry_run)
+    result = PruneResult(kept=done.kept, pruned=done.pruned, rows_deleted=done.rows_deleted,
+                         report_folders_removed=[], dry_run=dry_run)
+    if report_dir is not None and Path(report_dir).is_dir():
+        if dry_run:
+            result.report_folders_removed = report_folders_of(Path(report_dir), done.pruned_snapshots)
+        else:  # even when the publish failed: the prune is committed, its folders must go too
+            result.report_folders_removed, result.report_folders_failed = remove_report_folders(
+                Path(report_dir), done.pruned_snapshots)
+    result.seconds = time.perf_counter() - started
+    log.info("%s", result.summary())
+    if done.publish_error is not None:
+        raise done.publish_error
+    return result

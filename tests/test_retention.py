@@ -23,7 +23,8 @@ from auditor.config import RetentionSettings
 from auditor.errors import RetentionError
 from auditor.report.build import refresh_index, report_folder
 from auditor.store.database import open_reader, open_writer, publish, published_path
-from auditor.store.retention import PruneResult, plan_retention, prune
+from auditor.pipeline import PruneResult, prune
+from auditor.store.retention import plan_retention
 
 NOW = datetime(2025, 6, 30, 9, 0, tzinfo=UTC)
 NAIVE_NOW = NOW.replace(tzinfo=None)

@@ -195,7 +195,7 @@ def _has_evaluation(config: Config) -> bool:
 
 
 def _prune(context: JobContext, started: datetime) -> RunOutcome:
-    from auditor.store.retention import prune
+    from auditor.pipeline import prune
 
     config = context.config
     result = prune(config.database, config.retention, config.report.out_dir)

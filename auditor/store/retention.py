@@ -26,53 +26,31 @@ evaluation's first-seen dates survive the pruning of the snapshots they point ba
 
 `prune` deletes every row of the pruned snapshots, and of their evaluations, in one transaction, from every
 table that has a `snapshot_id` or an `evaluation_id` column (found in information_schema, so a table added
-later is covered), then `snapshots` itself; publishes the read-only copy; then removes the report folders
-whose report.json names a pruned snapshot, and rewrites the archive page.
+later is covered), then `snapshots` itself, and publishes the read-only copy. The report folders of the
+pruned snapshots belong to the report layer (auditor/report/retention.py); auditor.pipeline.prune does both.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from auditor.config import RetentionSettings
-from auditor.errors import ReportError, RetentionError, StoreError
-from auditor.report.build import read_meta, refresh_index
+from auditor.errors import RetentionError, StoreError
 from auditor.store.database import open_reader, open_writer, publish, published_path
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
-class PruneResult:
+class SnapshotPrune:
     kept: int                                   # snapshots kept
     pruned: list[int]                           # snapshot ids removed (or that would be, with dry_run)
     rows_deleted: dict[str, int]                # table -> rows deleted (empty with dry_run)
-    report_folders_removed: list[Path]          # (with dry_run: the folders that would be removed)
-    report_folders_failed: list[tuple[Path, str]] = field(default_factory=list)  # folder, why it stays
+    pruned_snapshots: dict[int, tuple[str, str, datetime]]  # id -> (cloud, region, started_at) of each
     dry_run: bool = False
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        total = self.kept + len(self.pruned)
-        folders = len(self.report_folders_removed)
-        noun = "report folder" if folders == 1 else "report folders"
-        if self.dry_run:
-            text = (f"would prune {len(self.pruned)} of {total} snapshots (keeping {self.kept}); "
-                    f"{folders} {noun} would be removed")
-        else:
-            text = (f"pruned {len(self.pruned)} of {total} snapshots (kept {self.kept}); "
-                    f"{folders} {noun} removed")
-        if self.report_folders_failed:
-            text += f"; {len(self.report_folders_failed)} could not be removed"
-        return text
+    publish_error: StoreError | None = None     # pruned and committed, but the read-only copy is stale
 
 
 # Per (cloud, region): each snapshot's tier by age, its bucket in that tier (a UTC date, or the Monday that
@@ -128,7 +106,7 @@ def plan_retention(con, policy: RetentionSettings, now: datetime) -> tuple[list[
     """(kept ids, pruned ids), each ascending, computed in SQL over the snapshots table (no Python loop over
     rows). `con` may be a read-only connection (the published copy) or the writer's."""
     keep_all_days, daily_days = _check_policy(policy)
-    keep_all_since = _naive_utc(now) - timedelta(days=keep_all_days)
+    keep_all_since = naive_utc(now) - timedelta(days=keep_all_days)
     daily_since = keep_all_since - timedelta(days=daily_days)
     evaluated = "SELECT DISTINCT snapshot_id FROM evaluations" if _has_table(con, "evaluations") else _NO_EVALUATIONS
     kept, pruned = con.execute(_PLAN_SQL.format(evaluated=evaluated),
@@ -136,25 +114,21 @@ def plan_retention(con, policy: RetentionSettings, now: datetime) -> tuple[list[
     return list(kept), list(pruned)
 
 
-def prune(database: Path, policy: RetentionSettings, report_dir: Path | None, *, now: datetime | None = None,
-          dry_run: bool = False) -> PruneResult:
-    """Prune `database` by `policy` as of `now` (default: the current time), then the report folders of the
-    pruned snapshots under `report_dir` (None: no report folders are touched).
+def prune_snapshots(database: Path, policy: RetentionSettings, *, now: datetime | None = None,
+                    dry_run: bool = False) -> SnapshotPrune:
+    """Prune `database` by `policy` as of `now` (default: the current time).
 
     With `dry_run`, only the published copy is opened, read-only, and nothing changes: the result lists the
-    snapshots and report folders that would be removed.
+    snapshots that would be removed. A failed publish after the committed prune is returned, not raised,
+    so that the caller can still remove what belonged to the pruned snapshots before it says so.
     """
-    started = time.perf_counter()
     database = Path(database)
     now = now or datetime.now(UTC)
     _check_policy(policy)
     if not database.is_file():
         raise RetentionError(f"{database}: no snapshot database to prune (run `auditor snapshot` first)")
     if dry_run:
-        result = _plan_only(database, policy, now, report_dir)
-        result.seconds = time.perf_counter() - started
-        log.info("%s", result.summary())
-        return result
+        return _plan_only(database, policy, now)
 
     publish_error: StoreError | None = None
     with open_writer(database) as con:
@@ -173,19 +147,13 @@ def prune(database: Path, policy: RetentionSettings, report_dir: Path | None, *,
         if pruned:
             try:
                 publish(con, database)
-            except StoreError as exc:  # the prune is committed: still remove its report folders, then say so
+            except StoreError as exc:
                 publish_error = exc
-    result = PruneResult(kept=len(kept), pruned=pruned, rows_deleted=rows_deleted, report_folders_removed=[])
-    if report_dir is not None and Path(report_dir).is_dir():
-        _remove_report_folders(Path(report_dir), pruned_snapshots, result)
-    result.seconds = time.perf_counter() - started
-    log.info("%s", result.summary())
-    if publish_error is not None:
-        raise publish_error
-    return result
+    return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted=rows_deleted,
+                         pruned_snapshots=pruned_snapshots, publish_error=publish_error)
 
 
-def _plan_only(database: Path, policy: RetentionSettings, now: datetime, report_dir: Path | None) -> PruneResult:
+def _plan_only(database: Path, policy: RetentionSettings, now: datetime) -> SnapshotPrune:
     con = open_reader(published_path(database))
     try:
         kept, pruned = plan_retention(con, policy, now)
@@ -194,10 +162,8 @@ def _plan_only(database: Path, policy: RetentionSettings, now: datetime, report_
         raise StoreError(f"{published_path(database)}: cannot read the snapshots: {exc}") from None
     finally:
         con.close()
-    folders = _folders_of(Path(report_dir), pruned_snapshots) if report_dir is not None and \
-        Path(report_dir).is_dir() else []
-    return PruneResult(kept=len(kept), pruned=pruned, rows_deleted={}, report_folders_removed=folders,
-                       dry_run=True)
+    return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted={}, pruned_snapshots=pruned_snapshots,
+                         dry_run=True)
 
 
 def _delete(con, pruned: list[int]) -> dict[str, int]:
@@ -247,65 +213,7 @@ def _snapshot_keys(con, ids: list[int]) -> dict[int, tuple[str, str, datetime]]:
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
-def _folders_of(report_dir: Path, pruned: dict[int, tuple[str, str, datetime]]) -> list[Path]:
-    """The report folders under `report_dir` whose report.json names one of the pruned snapshots, with the
-    same cloud, region and start time (a folder written from another database with the same ids stays)."""
-    if not pruned:
-        return []
-    found = []
-    for meta_path in sorted(report_dir.glob("*/*/*/report.json")):
-        folder = meta_path.parent
-        if folder.name.startswith("."):  # a report being written, or one being removed
-            continue
-        meta = read_meta(meta_path)
-        snapshot_id = meta.get("snapshot_id") if meta else None
-        if type(snapshot_id) is not int or snapshot_id not in pruned:
-            continue
-        cloud, region, started_at = pruned[snapshot_id]
-        if meta.get("cloud") == cloud and meta.get("region") == region and \
-                _meta_time(meta.get("started_at")) == started_at:
-            found.append(folder)
-    return found
-
-
-def _remove_report_folders(report_dir: Path, pruned: dict[int, tuple[str, str, datetime]],
-                           result: PruneResult) -> None:
-    for folder in _folders_of(report_dir, pruned):
-        if folder.is_symlink():
-            result.report_folders_failed.append((folder, "is a symbolic link"))
-            continue
-        # Renamed first, so the archive never lists a half-removed folder; then removed.
-        hidden = folder.with_name(f".{folder.name}.pruned-{os.getpid()}")
-        try:
-            os.replace(folder, hidden)
-        except OSError as exc:
-            result.report_folders_failed.append((folder, exc.strerror or str(exc)))
-            continue
-        try:
-            shutil.rmtree(hidden)
-        except OSError as exc:
-            result.report_folders_failed.append((hidden, exc.strerror or str(exc)))
-            continue
-        result.report_folders_removed.append(folder)
-    for folder, why in result.report_folders_failed:
-        log.warning("%s: report folder of a pruned snapshot not removed: %s", folder, why)
-    try:
-        refresh_index(report_dir)
-    except (OSError, ReportError) as exc:
-        result.report_folders_failed.append((report_dir / "index.html", f"archive page not rewritten: {exc}"))
-        log.warning("%s: archive page not rewritten after pruning: %s", report_dir, exc)
-
-
-def _meta_time(text) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return _naive_utc(datetime.fromisoformat(text))
-    except ValueError:
-        return None
-
-
-def _naive_utc(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
     """The store's time: UTC without a time zone. A naive `moment` is taken as UTC already."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
