@@ -12,7 +12,7 @@ REPORT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1
 CHROMIUM := /usr/bin/chromium
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: demo test bench soak sysdeps testdeps clean
+.PHONY: demo test bench history soak sysdeps testdeps clean
 
 demo: sysdeps $(VENV)/.runtime-installed
 	$(BIN)/auditor demo
@@ -25,6 +25,10 @@ bench: sysdeps $(VENV)/.test-installed
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/report.py
+
+# 50 snapshot + evaluate runs of a 20,000-server cloud: what history costs (about 15 minutes); bench/history.py.
+history: sysdeps $(VENV)/.test-installed
+	$(BIN)/python bench/history.py
 
 # The service for 500 scheduled runs with faults injected (about half an hour); see bench/soak.py.
 soak: sysdeps $(VENV)/.test-installed

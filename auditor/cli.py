@@ -677,7 +677,9 @@ def prune(obj: Context, dry_run):
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port.")
 @click.option("--cloud-name", default="fake", show_default=True, help="Name of the printed clouds.yaml entry.")
 @click.option("--write-clouds-yaml", type=click.Path(dir_okay=False), help="Also write the clouds.yaml to this file.")
-def fake_cloud(fixture, generate, seed, host, port, cloud_name, write_clouds_yaml):
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Wait this long before answering each GET: a cloud across a real network.")
+def fake_cloud(fixture, generate, seed, host, port, cloud_name, write_clouds_yaml, latency_ms):
     """Serve a fake OpenStack cloud over HTTP and print a clouds.yaml entry for it; stop with Ctrl-C."""
     from auditor.fakecloud import FakeCloud, generate_cloud, load_fixture
     from auditor.resources import data_dir
@@ -689,6 +691,8 @@ def fake_cloud(fixture, generate, seed, host, port, cloud_name, write_clouds_yam
     else:
         data = load_fixture(fixture or data_dir("sample_data") / "demo-cloud")
     cloud = FakeCloud(data, host=host, port=port)
+    if latency_ms:
+        cloud.add_fault("", latency=latency_ms / 1000)
     text = yaml.safe_dump({"clouds": {cloud_name: cloud.clouds_yaml_entry()}}, sort_keys=False)
     if write_clouds_yaml:
         Path(write_clouds_yaml).write_text(text, encoding="utf-8")

@@ -42,12 +42,12 @@ MEASURED_RUN = (
 )
 
 
-def start_fake_cloud(servers: int, folder: Path) -> tuple[subprocess.Popen, Path, float]:
+def start_fake_cloud(servers: int, folder: Path, latency_ms: float = 0) -> tuple[subprocess.Popen, Path, float]:
     clouds = folder / f"clouds-{servers}.yaml"
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "auditor", "fake-cloud", "--generate", str(servers), "--seed", "1", "--port", "0",
-         "--cloud-name", "bench", "--write-clouds-yaml", str(clouds)],
+         "--cloud-name", "bench", "--write-clouds-yaml", str(clouds), "--latency-ms", str(latency_ms)],
         stdout=subprocess.PIPE, text=True,
     )
     line = proc.stdout.readline()
@@ -170,10 +170,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--sdk-max", type=int, default=10000,
                         help="list servers as SDK objects only up to this size (~4 ms each)")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="the fake cloud waits this long before each answer (a cloud across a network)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"# {time.strftime('%Y-%m-%d')} on {platform.node()}: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, duckdb {duckdb.__version__}")
+          f"Python {platform.python_version()}, duckdb {duckdb.__version__}, fake-cloud latency {args.latency_ms:g} ms")
     header = ("servers", "rows", "snapshot s", "servers/s", "bare dl s", "x bare", "requests", "minimum",
               "x min", "peak RSS MB", "MB served", "SDK objs s", "x SDK/raw dl", "fake-cloud start s")
     print(" | ".join(header))
@@ -181,7 +183,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="auditor-bench-") as tmp:
         folder = Path(tmp)
         for servers in sizes:
-            proc, clouds, start_s = start_fake_cloud(servers, folder)
+            proc, clouds, start_s = start_fake_cloud(servers, folder, args.latency_ms)
             try:
                 bare_s, _, served = bare_download(clouds)
                 snap = run_snapshot(clouds, folder / f"bench-{servers}.duckdb")

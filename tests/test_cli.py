@@ -168,3 +168,26 @@ def test_the_sample_config_is_valid():
     assert ruleset.params["security_group_admin_ports_not_open_to_world"]["admin_ports"][1] == 2222
     assert [w.id for w in load_waivers(REPO / "sample_data" / "waivers.yaml", set(ruleset.catalog.rules))] == [
         "storefront-bastion-ssh", "labs-scratch-servers"]
+
+
+def test_fake_cloud_latency_delays_every_get(tmp_path):
+    import http.client
+    from urllib.parse import urlsplit
+
+    clouds = tmp_path / "clouds.yaml"
+    server = subprocess.Popen([sys.executable, "-m", "auditor", "fake-cloud", "--latency-ms", "300", "--port", "0",
+                               "--write-clouds-yaml", str(clouds)], stdout=subprocess.PIPE, text=True)
+    try:
+        server.stdout.readline()
+        auth_url = urlsplit(yaml.safe_load(clouds.read_text())["clouds"]["fake"]["auth"]["auth_url"])
+        connection = http.client.HTTPConnection(auth_url.hostname, auth_url.port, timeout=10)
+        started = time.monotonic()
+        connection.request("GET", auth_url.path)
+        answer = connection.getresponse()
+        answer.read()
+        assert answer.status in (200, 300)
+        assert time.monotonic() - started >= 0.3  # a lower bound: the wait happened
+        connection.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0
