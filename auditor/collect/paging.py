@@ -116,7 +116,8 @@ def _duckdb():
     return con
 
 
-def _ident(name: str) -> str:
+def sql_ident(name: str) -> str:
+    """`name` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -155,7 +156,7 @@ def inspect_page(body: bytes, key: str, links_key: str | None, id_key: str = "id
     paths = [f"$.{links_key or '__none__'}", "$.next", "$.truncated"]
     try:
         ids, (links, next_href, truncated) = con.execute(
-            f"SELECT list_transform(json_transform(b, ?).{_ident(key)}, lambda x: x.{_ident(id_key)}), "
+            f"SELECT list_transform(json_transform(b, ?).{sql_ident(key)}, lambda x: x.{sql_ident(id_key)}), "
             "json_extract(b, ?) FROM (SELECT ?::VARCHAR AS b)",
             [shape, paths, text],
         ).fetchall()[0]

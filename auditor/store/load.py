@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from auditor.collect.paging import Listing, sql_literal
+from auditor.collect.paging import Listing, sql_ident, sql_literal
 from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, redact_record
 from auditor.store.typecheck import checks, describe, patched_item, probe_schema
 
@@ -196,7 +196,7 @@ def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Li
     pages = pages_from.pages_sql()
     items = _embedded_rules_sql(pages) if source is not None else _items_sql(listing.key, pages)
     extra = f", {_EXTRA_STRUCT[table]}" if table in _EXTRA_STRUCT else ""
-    key = _quote(_schema_key(table))
+    key = sql_ident(_schema_key(table))
     probe = _probe(con, table, schema, _probe_sql(listing.key, schema, pages, embedded=source is not None))
     if probe.failed:  # the rare case: remove the values of the wrong type before they are read
         probed = f"SELECT item, json_transform(item, {sql_literal(probe_schema(schema))}) AS p FROM ({items})"
@@ -231,7 +231,7 @@ def _probe_sql(key: str, schema: dict, pages: str, embedded: bool) -> str:
         return (f"SELECT unnest(g.security_group_rules) AS p FROM "
                 f"(SELECT unnest(json_transform(body, {shape}).security_groups) AS g FROM {pages})")
     shape = sql_literal(json.dumps({key: [fields]}))
-    return f"SELECT unnest(json_transform(body, {shape}).{_quote(key)}) AS p FROM {pages}"
+    return f"SELECT unnest(json_transform(body, {shape}).{sql_ident(key)}) AS p FROM {pages}"
 
 
 @dataclass
@@ -247,7 +247,7 @@ def _probe(con, table: str, schema: dict, records: str) -> _Probe:
     """One pass over the records: how many have no id, how many distinct ids, and per field how many
     have a value of the wrong JSON type (the first id of each only when some do)."""
     tests = checks(table, schema)
-    key = f"p.{_quote(_schema_key(table))}"
+    key = f"p.{sql_ident(_schema_key(table))}"
     has_id = f"ascii(CAST({key} AS VARCHAR)) = 34"  # a JSON string
     counts = ", ".join(f"count(*) FILTER (WHERE NOT ({t.ok}))" for t in tests)
     row = con.execute(
@@ -267,10 +267,6 @@ def _probe(con, table: str, schema: dict, records: str) -> _Probe:
 
 def _schema_key(table: str) -> str:
     return "zoneName" if table == "availability_zones" else "id"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def derive(con, snapshot_id: int) -> None:

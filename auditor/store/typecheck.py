@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from auditor.collect.paging import sql_ident, sql_literal
+
 # The kinds of JSON value a field may be expected to hold.
 _KINDS_OF_TYPE = {
     "VARCHAR": ("string",),
@@ -55,14 +57,6 @@ class Check:
     patch: dict  # merged into a record whose field fails, to remove the value
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _kinds(table: str, path: str, spec) -> tuple[str, ...] | None:
     if isinstance(spec, list):
         return ("array",)
@@ -92,23 +86,23 @@ def checks(table: str, schema: dict) -> list[Check]:
     """The type tests of every field `schema` (a json_transform shape) reads, nested ones included."""
     found = []
     for name, spec in schema.items():
-        value = f"p.{_ident(name)}"
+        value = f"p.{sql_ident(name)}"
         kinds = _kinds(table, name, spec)
         if kinds:
             found.append(Check(name, kinds, _in(value, kinds), {name: None}))
         if isinstance(spec, dict):
-            inner = f"json_transform({value}, {_literal(json.dumps({k: 'JSON' for k in spec}))})"
+            inner = f"json_transform({value}, {sql_literal(json.dumps({k: 'JSON' for k in spec}))})"
             for key, sub in spec.items():
                 sub_kinds = _kinds(table, f"{name}.{key}", sub)
                 if sub_kinds:
                     found.append(Check(f"{name}.{key}", sub_kinds,
-                                       f"(json_type({value}) IS DISTINCT FROM 'OBJECT' OR {_in(f'{inner}.{_ident(key)}', sub_kinds)})",
+                                       f"(json_type({value}) IS DISTINCT FROM 'OBJECT' OR {_in(f'{inner}.{sql_ident(key)}', sub_kinds)})",
                                        {name: {key: None}}))
         elif isinstance(spec, list):
             entry = spec[0]
             if isinstance(entry, dict):
-                shape = _literal(json.dumps([{k: "JSON" for k in entry}]))
-                tests = " AND ".join([_in(f"e.{_ident(k)}", kinds) for k, v in entry.items()
+                shape = sql_literal(json.dumps([{k: "JSON" for k in entry}]))
+                tests = " AND ".join([_in(f"e.{sql_ident(k)}", kinds) for k, v in entry.items()
                                       if (kinds := _kinds(table, f"{name}[].{k}", v))] or ["true"])
                 ok = (f"(json_type({value}) IS DISTINCT FROM 'ARRAY' OR (list_bool_and(list_transform("
                       f"json_transform({value}, '[\"JSON\"]'), lambda e: json_type(e) = 'OBJECT')) IS NOT false "
@@ -137,5 +131,5 @@ def patched_item(item: str, failed: list[Check]) -> str:
     """SQL for `item` with the values of the failed fields removed, for the records that fail them."""
     expr = item
     for check in failed:
-        expr = f"CASE WHEN {check.ok} THEN {expr} ELSE json_merge_patch({expr}, {_literal(json.dumps(check.patch))}) END"
+        expr = f"CASE WHEN {check.ok} THEN {expr} ELSE json_merge_patch({expr}, {sql_literal(json.dumps(check.patch))}) END"
     return expr
