@@ -7,6 +7,9 @@ masked, status, bytes, time) replaces them at `-vv`. As a second line of defence
 our handler is scrubbed: the credentials of clouds.yaml, the tokens the session received and the SMTP
 password are registered here and masked wherever they appear, `X-Auth-Token`-style headers and
 `"password": ...` pairs are masked by pattern, and control characters (a CR/LF in a cloud name) are escaped.
+URLs get the same care: the userinfo of any URL (`http://user:password@host`) and the values of
+secret-looking query parameters are masked by pattern, and every query value of a URL from clouds.yaml is
+registered (`register_url`), because libraries quote those URLs in their own warnings, whole or in part.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import re
 import sys
 import threading
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 
@@ -27,6 +31,11 @@ _PATTERNS = [
     re.compile(r"(?i)(\"(?:password|secret|token|adminPass|user_data|application_credential_secret)\""
                r"\s*:\s*)(\"(?:[^\"\\]|\\.)*\")"),
 ]
+# `scheme://user:password@host`: the userinfo goes, whatever it holds.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#'\"<>]*@")
+# `?token=…`, `&sig=…`, `X-Auth-Key=…` in a URL or a path: the value goes.
+_SECRET_QUERY = re.compile(r"(?i)([?&;][^=&\s#'\"]*(?:token|secret|password|passwd|sig|key|credential|auth)"
+                           r"[^=&\s#'\"]*=)([^&\s#'\"<>)]+)")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 _secrets: set[str] = set()
@@ -41,6 +50,25 @@ def register_secret(value: object) -> None:
             _secrets.add(value)
 
 
+def register_url(url: object) -> None:
+    """Mask the password of `url`'s userinfo and every value of its query wherever they appear from now on,
+    quoted or not: an operator may have written a credential into any of them. (The user name is masked
+    only inside URLs, by pattern: `admin` masked in every line would garble them.)"""
+    if not isinstance(url, str) or "://" not in url:
+        return
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return
+    values = [password] + [field.partition("=")[2] for field in parts.query.replace(";", "&").split("&")]
+    for value in values:
+        if value:
+            register_secret(value)
+            register_secret(unquote(value))
+            register_secret(unquote(value.replace("+", " ")))
+
+
 def mask(text: str) -> str:
     """`text` with registered secrets and secret-looking headers and fields masked."""
     with _lock:
@@ -49,7 +77,18 @@ def mask(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _PATTERNS[1].sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    text = _PATTERNS[1].sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    if "@" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    if "=" in text:
+        text = _SECRET_QUERY.sub(_mask_query_value, text)
+    return text
+
+
+def _mask_query_value(match: re.Match) -> str:
+    value = match.group(2)
+    trailing = value[len(value.rstrip(".,:;")):]  # the sentence's punctuation, not the value's
+    return f"{match.group(1)}{MASK}{trailing}"
 
 
 def scrub(text: str) -> str:

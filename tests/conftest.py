@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -139,3 +141,45 @@ def write_config(path: Path, text: str = "") -> Path:
     """An auditor.toml with the database beside it, plus `text`."""
     path.write_text(f'database = "audit.duckdb"\n{text}', encoding="utf-8")
     return path
+
+
+def wait_until(condition, timeout: float = 60.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    return condition()
+
+
+class Serve:
+    """`auditor serve` in a subprocess, its log in a file."""
+
+    def __init__(self, config: Path, env: dict[str, str]):
+        self.log = config.parent / "serve.log"
+        self._log = open(self.log, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "auditor", "--config", str(config), "serve"],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_started(self) -> None:
+        assert wait_until(lambda: "auditor serve:" in self.text() or self.proc.poll() is not None, 60), self.text()
+        assert self.proc.poll() is None, self.text()
+
+    def terminate(self, within: float = 10.0) -> tuple[int, float]:
+        sent = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(within + 5)
+        finally:
+            self.close()
+        return code, time.monotonic() - sent
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()

@@ -469,7 +469,10 @@ def test_connections_over_the_cap_get_503_at_once(world, monkeypatch):
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
         try:  # the server accepts in order: these three hold every slot when the fourth comes
             with socket.create_connection(("127.0.0.1", port), timeout=2) as extra:
-                assert extra.recv(1024).startswith(b"HTTP/1.0 503")
+                answer = _read_all(extra)
+                assert answer.startswith(b"HTTP/1.0 503")
+                _assert_security_headers(answer)
+                assert answer.endswith(b"\r\n\r\ntoo many connections\n")
         finally:
             for sock in held:
                 sock.close()
@@ -479,3 +482,54 @@ def test_connections_over_the_cap_get_503_at_once(world, monkeypatch):
         assert fetch(server.url + "/metrics")[0] == 200
     finally:
         server.stop()
+
+
+# -- every answer carries the security headers (issue 22) ----------------------------------------------------
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(10)
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _raw(server: StatusServer, request: bytes) -> bytes:
+    """The whole answer to `request`, sent as raw bytes (no client library would send most of these)."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        return _read_all(sock)
+
+
+def _assert_security_headers(answer: bytes) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert headers[b"X-Content-Type-Options"] == b"nosniff", head
+    assert headers[b"Content-Security-Policy"] == CONTENT_SECURITY_POLICY.encode(), head
+    assert headers[b"Referrer-Policy"] == b"no-referrer", head
+    assert int(headers[b"Content-Length"]) == len(body), head
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"garbage\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.0 extra\r\n\r\n", 400),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.0\r\n\r\n", 414),
+    (b"GET /healthz HTTP/1.0\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(120)) + b"\r\n", 431),
+    (b"GET /healthz HTTP/1.0\r\nX-Long: " + b"v" * 70_000 + b"\r\n\r\n", 431),
+    (b"GET /healthz HTTP/2.0\r\n\r\n", 505),
+    (b"GET /healthz HTTP/1.0\r\n\r\n", 503),  # a page of ours, for comparison
+])
+def test_error_answers_carry_the_security_headers(server, request_bytes, status):
+    answer = _raw(server, request_bytes)
+    assert answer.startswith(b"HTTP/1.0 %d " % status), answer[:200]
+    _assert_security_headers(answer)
+    assert b"<" not in answer.partition(b"\r\n\r\n")[2]  # plain text, not the standard library's HTML page
+
+
+def test_an_http09_request_gets_no_answer(server):
+    assert _raw(server, b"GET /healthz\r\n") == b""
+    assert _raw(server, b"GET /reports/index.html\r\n\r\n") == b""
+    assert _raw(server, b"POST /\r\n") == b""
+    assert fetch(server.url + "/healthz")[0] == 503  # the server still answers the next one

@@ -7,17 +7,13 @@ import email
 import email.policy
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from io import BytesIO
 from pathlib import Path
 
 import pytest
-from conftest import query, run_cli, write_clouds_yaml, write_config
+from conftest import Serve, query, run_cli, wait_until, write_clouds_yaml, write_config
 from mailserver import PASSWORD, USER, free_port, make_pki, start_smtp
 from prometheus_client.parser import text_string_to_metric_families
 from pypdf import PdfReader
@@ -67,50 +63,8 @@ run = "{run}"
 {extra}""")
 
 
-def wait_until(condition, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    return condition()
-
-
 def runs(config: Path, job_id: str | None = None) -> list:
     return JobRuns(load_config(config).job_store).history(job_id, 1000)
-
-
-class Serve:
-    """`auditor serve` in a subprocess, its log in a file."""
-
-    def __init__(self, config: Path, env: dict[str, str]):
-        self.log = config.parent / "serve.log"
-        self._log = open(self.log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "auditor", "--config", str(config), "serve"],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-
-    def text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def wait_started(self) -> None:
-        assert wait_until(lambda: "auditor serve:" in self.text() or self.proc.poll() is not None, 60), self.text()
-        assert self.proc.poll() is None, self.text()
-
-    def terminate(self, within: float = 10.0) -> tuple[int, float]:
-        sent = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(within + 5)
-        finally:
-            self.close()
-        return code, time.monotonic() - sent
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 def test_serve_snapshots_evaluates_reports_and_emails_then_stops_on_sigterm(tmp_path, fake_cloud, pki):

@@ -28,7 +28,7 @@ from auditor.collect.retry import (
 )
 from auditor.config import CollectionSettings
 from auditor.errors import CollectionError
-from auditor.logs import register_secret
+from auditor.logs import register_secret, register_url
 
 CLIENT_MAX_MICROVERSION = "2.100"
 _SECRET_AUTH_KEY = re.compile(r"(?i)password|secret|token|passcode|key")
@@ -71,15 +71,31 @@ def connect(cloud: str, region: str, settings: CollectionSettings,
         region_config = OpenStackConfig().get_one(
             cloud=cloud, region_name=region or None, api_timeout=settings.timeout
         )
+        register_credentials(region_config.config)
         conn = openstack.connection.Connection(config=region_config, app_name="auditor", app_version=__version__)
     except (openstack.exceptions.SDKException, ksa_exceptions.ClientException) as exc:
         raise CollectionError(f"{where}: {exc}") from None
-    for key, value in (region_config.config.get("auth") or {}).items():
-        if _SECRET_AUTH_KEY.search(key):  # masked in every log line and error from now on
-            register_secret(value)
     harden(conn, policy, settings.concurrency)
     authenticate(conn, where, policy)
+    check_region(conn, where)
     return conn
+
+
+def register_credentials(config: dict) -> None:
+    """Mask the credentials of a clouds.yaml entry in every log line and error from now on: the named fields
+    of `auth`, and whatever an operator wrote into any URL of the entry (`http://user:pw@…/v3?token=…`)."""
+    for key, value in (config.get("auth") or {}).items():
+        if _SECRET_AUTH_KEY.search(key):
+            register_secret(value)
+    pending = [config]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        else:
+            register_url(item)
 
 
 def harden(conn: openstack.connection.Connection, policy: RetryPolicy, concurrency: int) -> None:
@@ -102,6 +118,22 @@ def authenticate(conn: openstack.connection.Connection, where: str, policy: Retr
         raise CollectionError(f"{where}: identity service at {auth_url}: {exc}") from None
     except (ksa_exceptions.ClientException, openstack.exceptions.SDKException) as exc:
         raise CollectionError(f"{where}: {service_failure('identity', auth_url, exc, policy)}") from None
+
+
+def check_region(conn: openstack.connection.Connection, where: str) -> None:
+    """A region the service catalog does not know is the operator's mistake, said once and plainly, not a
+    failure of every listing (openstacksdk raises ServiceDisabledException on each service it misses)."""
+    region = conn.config.region_name
+    if not region:
+        return
+    catalog = conn.session.auth.get_access(conn.session).service_catalog
+    known = {endpoint.get("region_id") or endpoint.get("region")
+             for endpoints in catalog.get_endpoints().values() for endpoint in endpoints}
+    known.discard(None)
+    if region not in known:
+        listed = ", ".join(repr(name) for name in sorted(known)) or "none"
+        raise CollectionError(f"{where}: the service catalog has no endpoint in this region; "
+                              f"its regions: {listed} (check region_name in clouds.yaml or --region)")
 
 
 def service_failure(service: str, url: str, exc: BaseException, policy: RetryPolicy) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
+import openstack.exceptions
 import orjson
 import requests
 import urllib3
@@ -35,17 +36,25 @@ from auditor.collect.retry import (
     status_text,
 )
 from auditor.errors import CollectionCancelled
+from auditor.logs import mask
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class CollectionFailure:
+    """One failed request or listing, as stored in `collection_errors`: its URL and message are masked here,
+    once, so no sink (the store, a summary, a report, the service's run record) can get them unmasked."""
+
     resource_type: str
     project_id: str | None
     http_status: int | None
     url: str
     message: str
+
+    def __post_init__(self) -> None:
+        self.url = mask(self.url) if self.url else self.url
+        self.message = mask(self.message) if self.message else self.message
 
 
 @dataclass
@@ -217,6 +226,9 @@ class Pager:
                 raise PageFailed(self._failure(listing, None, path, f"{exc}; stopped")) from None
             except ksa_exceptions.ClientException as exc:
                 raise PageFailed(self._failure(listing, None, path, _request_failed(exc, self.policy))) from None
+            except openstack.exceptions.ServiceDisabledException:  # the catalog lacks it in this region
+                raise PageFailed(self._failure(listing, None, path, f"no {proxy.service_type} endpoint in "
+                                               "this region of the service catalog")) from None
             try:
                 body = self._read_body(response, listing, path)
             except _BodyBroken as exc:

@@ -11,24 +11,20 @@ on SIGTERM: a cloud answering `Retry-After: 86400` costs one capped wait, never 
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from http.client import responses as http_reasons
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from urllib3.util.retry import Retry
 
 from auditor.errors import CollectionCancelled
+from auditor.logs import mask
 
 log = logging.getLogger(__name__)
 
 RETRIABLE_STATUS_CODES = frozenset({429, 500, 502, 503, 504})
-# Query parameters whose values never reach a log line (Swift temp URLs, tokens passed as parameters).
-_SECRET_PARAMETER = re.compile(r"(?i)token|secret|password|sig|key|credential|auth")
-
 
 class DeadlineReached(Exception):
     """The snapshot's overall deadline ([collection] deadline) passed."""
@@ -105,12 +101,9 @@ class _PolicyRetry(Retry):
 
 
 def safe_url(url: str) -> str:
-    """`url` for a log line: the values of secret-looking query parameters masked."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = [(k, "***" if _SECRET_PARAMETER.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+    """`url` for a log line: its userinfo, the values of secret-looking query parameters (Swift temp URLs,
+    tokens passed as parameters) and anything registered as secret masked."""
+    return mask(url)
 
 
 def _short_error(error: BaseException | None) -> str:

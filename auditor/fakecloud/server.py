@@ -342,12 +342,13 @@ class FakeCloud:
                 ],
             }
 
-        return [
-            service("identity", "keystone", "/identity"),
-            service("compute", "nova", "/compute/v2.1"),
-            service("image", "glance", "/image"),
-            service("network", "neutron", "/network"),
-        ]
+        missing = set(self.cloud.get("catalog_without", ()))
+        return [service(kind, name, path) for kind, name, path in (
+            ("identity", "keystone", "/identity"),
+            ("compute", "nova", "/compute/v2.1"),
+            ("image", "glance", "/image"),
+            ("network", "neutron", "/network"),
+        ) if kind not in missing]
 
     # -- nova ------------------------------------------------------------------------------------------
     def _compute(self, parts, query, headers, token: Token):

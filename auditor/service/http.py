@@ -48,6 +48,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from auditor import __version__
 from auditor.config import HttpSettings
 from auditor.errors import AuditorError, ServiceError
+from auditor.logs import mask
 from auditor.rules.catalog import SEVERITIES
 from auditor.service.runs import OUTCOMES, JobRun, JobRuns
 from auditor.store.database import open_reader, published_path
@@ -56,6 +57,12 @@ log = logging.getLogger(__name__)
 
 # The policy the report pages carry in their <meta http-equiv> tag (reports/*.html.j2); a test keeps them equal.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+# Headers on every answer, error pages and the 503 of a full server included.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "no-referrer",
+}
 
 SNAPSHOT_STATUSES = ("complete", "partial", "failed")
 # Outcomes that judge a run job: the newest of these decides a target's state. `cancelled` (the service was
@@ -364,8 +371,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
             try:
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                                b"Content-Length: 20\r\nRetry-After: 1\r\n\r\ntoo many connections")
+                request.sendall(_TOO_MANY_CONNECTIONS)
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -386,6 +392,15 @@ class _Server(ThreadingHTTPServer):
         # HTTPServer.server_bind looks the host name up (socket.getfqdn), which can hang on DNS; not needed.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+
+_TOO_MANY_CONNECTIONS = (
+    "HTTP/1.0 503 Service Unavailable\r\n"
+    + "".join(f"{name}: {value}\r\n" for name, value in {
+        "Content-Type": "text/plain; charset=utf-8", "Content-Length": "21", "Retry-After": "1",
+        "Cache-Control": "no-store", "Connection": "close", **SECURITY_HEADERS}.items())
+    + "\r\ntoo many connections\n"
+).encode("ascii")
 
 
 class _Server6(_Server):
@@ -420,9 +435,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, time.monotonic() + HEAD_DEADLINE))
 
     def parse_request(self) -> bool:
+        if len(self.raw_requestline.split()) == 2:
+            # HTTP/0.9 (`GET /`, no version): its answer would be a bare body, with no room for the headers
+            # every answer carries. Not answered, and not waited on for headers it never sends.
+            self.log_message("HTTP/0.9 request %r: not answered", self.raw_requestline[:80])
+            self.close_connection = True
+            return False
         parsed = super().parse_request()  # reads the headers, through the deadline
         self.connection.settimeout(self.timeout)  # the answer may take its time to a slow reader
         return parsed
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's error answers (400, 414, 431, 505, ...) as ours: HTTP/1.0 framing even when
+        the request line never said its version, plain text, and the headers of every answer."""
+        if self.request_version in ("HTTP/0.9", ""):
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        phrase = self.responses.get(code, ("error",))[0]
+        self.log_error("code %d, message %s", code, message)
+        detail = (message or phrase).encode("ascii", "backslashreplace").decode("ascii")
+        with_body = self.command != "HEAD" and code >= 200 and code not in (HTTPStatus.NO_CONTENT,
+                                                                            HTTPStatus.NOT_MODIFIED)
+        self._send_text(code, f"{code} {detail}\n", with_body, extra={"Connection": "close"})
 
     # Every method other than GET and HEAD, known or not, is 405 (BaseHTTPRequestHandler would say 501).
     def __getattr__(self, name: str):
@@ -503,9 +537,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- responses ----------------------------------------------------------------------------------------
     def _common_headers(self):
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.send_header("Referrer-Policy", "no-referrer")
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
 
     def _send_bytes(self, code: int, data: bytes, content_type: str, body: bool, extra: dict | None = None):
         self.send_response(code)
@@ -623,8 +656,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _one_line(text: str | None) -> str | None:
+    """The first line of an error, masked before it is cut (a cut must not leave half a secret)."""
     if not text:
         return text
+    text = mask(text)
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= _MAX_ERROR_LINE else line[:_MAX_ERROR_LINE - 1] + "…"
 

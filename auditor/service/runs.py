@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auditor.errors import ServiceError
+from auditor.logs import mask
 
 OUTCOMES = ("running", "succeeded", "partial", "failed", "cancelled", "interrupted", "missed", "skipped")
 
@@ -102,6 +103,7 @@ class JobRuns:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         now = _iso(utcnow())
+        error, detail = (mask(text) if text else text for text in (error, detail))
         with closing(self._connect()) as con:
             con.execute(
                 "INSERT INTO job_runs (job_id, scheduled_at, started_at, finished_at, outcome, error, detail, "

@@ -25,6 +25,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 _INTERVAL = re.compile(r"every\s+(\d+)\s*(s|m|h|d)", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STEP = timedelta(microseconds=1)
+MAX_INTERVAL = timedelta(days=366)  # longer is a mistake, and past ~10^8 days Python's datetime overflows
+FIRES_WITHIN = timedelta(days=5 * 366)  # a cron expression that never matches in five years never will
 # cron(8)'s nicknames (@reboot has no meaning for a schedule that survives restarts)
 NICKNAMES = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
@@ -44,8 +46,9 @@ def time_zone(name: str) -> tzinfo:
 
 
 def parse_schedule(text: str, zone: tzinfo) -> BaseTrigger:
-    """`every 30s|15m|6h|1d`, a five-field cron expression (minute hour day month weekday), or one of
-    cron's nicknames (@hourly, @daily, @weekly, @monthly, @yearly)."""
+    """`every 30s|15m|6h|1d` (at most 366 days), a five-field cron expression (minute hour day month
+    weekday) that matches at least once in five years, or one of cron's nicknames (@hourly, @daily,
+    @weekly, @monthly, @yearly)."""
     text = text.strip()
     if text.startswith("@"):
         if text.lower() not in NICKNAMES:
@@ -56,11 +59,19 @@ def parse_schedule(text: str, zone: tzinfo) -> BaseTrigger:
         seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
         if seconds < 1:
             raise ScheduleError(f"{text!r}: an interval must be at least one second")
+        if seconds > MAX_INTERVAL.total_seconds():
+            raise ScheduleError(f"{text!r}: an interval may be at most {MAX_INTERVAL.days} days")
         return IntervalTrigger(seconds=seconds, timezone=zone)
     if len(text.split()) != 5:
         raise ScheduleError(f"{text!r} is neither a five-field cron expression (minute hour day month weekday, "
                             "e.g. \"0 */6 * * *\") nor an interval (e.g. \"every 30m\")")
-    return WallClockCronTrigger(text, zone)
+    trigger = WallClockCronTrigger(text, zone)
+    now = datetime.now(UTC)
+    first = trigger.get_next_fire_time(None, now)
+    if first is None or first - now > FIRES_WITHIN:
+        raise ScheduleError(f"{text!r}: never fires: it matches no time in the next five years "
+                            "(a day such as 30 February or 31 April does not exist)")
+    return trigger
 
 
 class WallClockCronTrigger(BaseTrigger):
