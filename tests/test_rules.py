@@ -102,7 +102,7 @@ def test_is_public_ip(address, public):
     import duckdb
 
     from auditor.rules.environment import prepare
-    from auditor.store.database import schema_sql
+    from auditor.store.tables import schema_sql
 
     con = duckdb.connect()
     con.execute(schema_sql())

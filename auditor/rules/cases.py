@@ -27,7 +27,8 @@ from auditor.rules.catalog import (
 )
 from auditor.rules.engine import InputState, RuleRun, run_rules
 from auditor.rules.environment import prepare
-from auditor.store.database import RESOURCE_TABLES, SANDBOX_CONFIG, latest_views_sql, sandbox, schema_sql
+from auditor.store.database import sandbox
+from auditor.store.tables import RESOURCE_TABLES, SANDBOX_CONFIG, latest_views_sql, schema_sql
 from auditor.store.load import derive
 
 RULE_LEVEL = "(rule)"  # the expect key of a rule-level row (resource_id NULL)

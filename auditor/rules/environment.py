@@ -9,7 +9,7 @@ connection itself stays read-only.
 from __future__ import annotations
 
 from auditor.rules.catalog import InstanceType
-from auditor.store.database import RESOURCE_TABLES
+from auditor.store.tables import RESOURCE_TABLES
 
 # Tables of one snapshot, by the name rules use.
 SNAPSHOT_TABLES = RESOURCE_TABLES + ("snapshot_resources", "collection_errors")

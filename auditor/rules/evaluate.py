@@ -385,7 +385,8 @@ def check_catalog_sql(ruleset: RuleSet, rules: list[Rule] | None = None) -> list
     """Each rule's query (default: every enabled rule) checked against the real schema, on an empty
     in-memory database prepared exactly as for an evaluation, in the same sandbox."""
     from auditor.rules.engine import check_rule_sql
-    from auditor.store.database import SANDBOX_CONFIG, latest_views_sql, sandbox, schema_sql
+    from auditor.store.database import sandbox
+    from auditor.store.tables import SANDBOX_CONFIG, latest_views_sql, schema_sql
 
     con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     try:

@@ -17,13 +17,13 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from auditor.errors import StoreError
+from auditor.store.tables import RESOURCE_TABLES, SANDBOX_CONFIG, latest_views_sql, schema_sql
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +31,6 @@ SCHEMA_VERSION = "2"
 # Older schema versions that schema.sql upgrades in place (it only adds tables and views).
 UPGRADABLE_VERSIONS = {"1"}
 STORAGE_VERSION = "v1.4.0"
-
-# Resource tables, each with snapshot_id and a latest_<table> view.
-RESOURCE_TABLES = (
-    "projects",
-    "servers",
-    "flavors",
-    "availability_zones",
-    "server_groups",
-    "images",
-    "security_groups",
-    "security_group_rules",
-    "ports",
-    "server_security_groups",
-    "floating_ips",
-)
 
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
@@ -57,19 +42,6 @@ _ARROW_TYPES = {
     "TIMESTAMP": pa.timestamp("us"),
     "VARCHAR[]": pa.list_(pa.string()),
 }
-
-
-def schema_sql() -> str:
-    return files("auditor.store").joinpath("schema.sql").read_text(encoding="utf-8")
-
-
-def latest_views_sql() -> str:
-    views = [
-        f"CREATE OR REPLACE VIEW latest_{table} AS SELECT t.* FROM {table} t "
-        f"WHERE t.snapshot_id IN (SELECT id FROM latest_snapshots);"
-        for table in ("snapshot_resources",) + RESOURCE_TABLES
-    ]
-    return "\n".join(views)
 
 
 def published_path(database: Path) -> Path:
@@ -200,9 +172,6 @@ def open_reader(path: Path):
         con.close()
         raise
     return con
-
-
-SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def sandbox(con) -> None:

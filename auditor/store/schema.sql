@@ -1,5 +1,6 @@
 -- The snapshot store: a public interface, documented column by column in docs/schema.md.
 -- Every resource row carries snapshot_id. Times are UTC (TIMESTAMP without time zone).
+-- The latest_* views: auditor/store/tables.py (latest_views_sql).
 -- `raw` holds the API record as returned, less secrets (adminPass, user_data, credential-like metadata).
 
 CREATE SEQUENCE IF NOT EXISTS snapshot_id_seq START 1;
@@ -261,12 +262,6 @@ CREATE TABLE IF NOT EXISTS floating_ips (
     raw JSON
 );
 
--- The newest complete snapshot of each cloud and region.
-CREATE OR REPLACE VIEW latest_snapshots AS
-SELECT * FROM snapshots
-WHERE status = 'complete'
-QUALIFY row_number() OVER (PARTITION BY cloud, region ORDER BY started_at DESC, id DESC) = 1;
-
 -- Rule evaluations (issue 3). One evaluation judges one snapshot with every enabled rule.
 CREATE SEQUENCE IF NOT EXISTS evaluation_id_seq START 1;
 
@@ -357,12 +352,3 @@ CREATE TABLE IF NOT EXISTS evaluation_waivers (
     state VARCHAR NOT NULL CHECK (state IN ('active', 'expired', 'unmatched')),
     matched_count BIGINT NOT NULL
 );
-
--- The newest evaluation of the newest evaluated snapshot of each cloud and region (partial snapshots
--- included: their rows whose data is missing are 'skip').
-CREATE OR REPLACE VIEW latest_evaluations AS
-SELECT e.* FROM evaluations e JOIN snapshots s ON s.id = e.snapshot_id
-QUALIFY row_number() OVER (PARTITION BY e.cloud, e.region ORDER BY s.started_at DESC, s.id DESC, e.id DESC) = 1;
-
-CREATE OR REPLACE VIEW latest_findings AS
-SELECT f.* FROM findings f WHERE f.evaluation_id IN (SELECT id FROM latest_evaluations);

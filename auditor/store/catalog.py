@@ -1,0 +1,120 @@
+"""The catalog: a small DuckDB file of views over the lake, the file auditors open (docs/schema.md).
+
+It holds no row of any snapshot. Each documented table is a view over its Parquet files by absolute glob
+(`read_parquet('<lake>/servers/*/*.parquet', hive_partitioning = true)`), which finds partitions added
+after the view was made, at query time, in connections already open. So the file never changes when a
+snapshot or an evaluation is written or pruned, and any number of readers may keep it open while writers
+go on. It is rewritten only when this auditor's schema or the lake's path changes: as a new file renamed
+over the old one, so a reader that has it open keeps reading the old one until it reopens.
+
+What is visible: a snapshot table's view shows only ids present in `snapshots`, whose file every write
+moves into place last (auditor/store/lake.py); an evaluation table's view only ids in `evaluations`, and
+an evaluation only when its snapshot is visible. Partitions a dead writer left behind are never seen.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from auditor.collect.paging import sql_ident
+from auditor.errors import StoreError
+from auditor.store.lake import table_glob
+from auditor.store.tables import (
+    EVALUATION_TABLES,
+    KIND_OF,
+    MANIFEST,
+    PARTITION_KEY,
+    SANDBOX_CONFIG,
+    SNAPSHOT_TABLES,
+    latest_views_sql,
+    relation_sql,
+)
+
+CATALOG_VERSION = "3"  # 2: the DuckDB store of 0.1.0, rows inside the file; 3: views over the lake
+STORAGE_VERSION = "v1.4.0"  # the catalog opens in DuckDB 1.4 and 1.5 too (they cannot read 2.0's default)
+
+
+def catalog_sql(lake: Path) -> str:
+    """Every view the catalog holds, over the lake at `lake` (an absolute path)."""
+    views = []
+    for table in SNAPSHOT_TABLES + EVALUATION_TABLES:
+        body = relation_sql(table, [table_glob(lake, table)])
+        kind = KIND_OF[table]
+        if table == "snapshots":
+            condition = None
+        elif table == "evaluations":
+            condition = "snapshot_id IN (SELECT id FROM snapshots)"
+        else:
+            condition = f"{PARTITION_KEY[kind]} IN (SELECT id FROM {MANIFEST[kind]})"
+        where = f" WHERE {condition}" if condition else ""
+        views.append(f"CREATE OR REPLACE VIEW {sql_ident(table)} AS SELECT * FROM ({body}){where};")
+    return "\n".join(views) + "\n" + latest_views_sql()
+
+
+def catalog_state(database: Path) -> tuple[str | None, str | None]:
+    """(catalog version, lake path) recorded in `database`, or Nones when it is no catalog of ours."""
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        con.execute("ATTACH ? AS existing (READ_ONLY)", [str(database)])
+        rows = dict(con.execute("SELECT key, value FROM existing.schema_info").fetchall())
+    except duckdb.Error:
+        return None, None
+    finally:
+        con.close()
+    return rows.get("schema_version"), rows.get("lake")
+
+
+def ensure_catalog(database: Path, lake: Path) -> None:
+    """Make `database` the catalog of `lake`, unless it is already: built as a new file, renamed over."""
+    lake = lake.resolve()
+    if database.is_file() and catalog_state(database) == (CATALOG_VERSION, str(lake)):
+        return
+    build_catalog(database, lake)
+
+
+def build_catalog(database: Path, lake: Path) -> None:
+    tmp = database.with_name(f".{database.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        con = duckdb.connect(str(tmp), config={**SANDBOX_CONFIG, "storage_compatibility_version": STORAGE_VERSION})
+        try:
+            con.execute("CREATE TABLE schema_info (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            con.execute("INSERT INTO schema_info VALUES ('schema_version', ?), ('lake', ?)",
+                        [CATALOG_VERSION, str(lake)])
+            con.execute(catalog_sql(lake))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, database)
+    except (duckdb.Error, OSError) as exc:
+        raise StoreError(f"{database}: cannot write the catalog: {str(exc).splitlines()[0]}") from None
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
+def open_catalog(database: Path, lake: Path):
+    """A read-only connection to the catalog, in a DuckDB instance of its own, that may read the lake and
+    nothing else on disk: file access is limited to the lake's folder, then turned off for everything
+    else, and the configuration locked, so no query can undo it (docs/cli.md, `auditor sql`)."""
+    if not database.is_file():
+        raise StoreError(f"{database}: no catalog yet (run `auditor snapshot` first)")
+    try:
+        con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    except duckdb.Error as exc:
+        raise StoreError(f"{database}: cannot open: {exc}") from None
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(database)])
+        con.execute("USE catalog")
+        con.execute("SET allowed_directories = ?", [[str(lake.resolve()) + os.sep]])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreError(f"{database}: cannot open: {exc}") from None
+    return con
+

@@ -1,0 +1,101 @@
+"""The documented tables as the lake holds them: which id partitions each, and which columns its files carry.
+
+`schema.sql` defines every table's columns, types and order (docs/schema.md documents them). In the lake
+(auditor/store/lake.py) a snapshot table is partitioned by `snapshot_id` and an evaluation table by
+`evaluation_id`, Hive style (`servers/snapshot_id=42/part-0.parquet`). The partition column lives in the
+path only, never inside the files, as Hive, Spark and Trino expect; a manifest table (`snapshots`,
+`evaluations`) takes its `id` from the path in the same way.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+import duckdb
+
+from auditor.collect.paging import sql_ident, sql_literal
+
+SNAPSHOT, EVALUATION = "snapshot", "evaluation"
+PARTITION_KEY = {SNAPSHOT: "snapshot_id", EVALUATION: "evaluation_id"}
+MANIFEST = {SNAPSHOT: "snapshots", EVALUATION: "evaluations"}  # written last: its file commits the write
+
+RESOURCE_TABLES = (
+    "projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
+    "security_group_rules", "ports", "server_security_groups", "floating_ips",
+)
+SNAPSHOT_TABLES = ("snapshots", "snapshot_resources", "collection_errors") + RESOURCE_TABLES
+EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers")
+KIND_OF = {**{t: SNAPSHOT for t in SNAPSHOT_TABLES}, **{t: EVALUATION for t in EVALUATION_TABLES}}
+SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def schema_sql() -> str:
+    return files("auditor.store").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+@cache
+def table_columns() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each documented table's (column, DuckDB type), in order, as schema.sql defines them."""
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        con.execute(schema_sql())
+        columns: dict[str, list[tuple[str, str]]] = {}
+        for table, column, kind in con.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE') ORDER BY table_name, ordinal_position").fetchall():
+            columns.setdefault(table, []).append((column, kind))
+        return {table: tuple(cols) for table, cols in columns.items()}
+    finally:
+        con.close()
+
+
+def path_column(table: str) -> tuple[str, str]:
+    """(the table's column that the partition path gives, the partition key in the path)."""
+    kind = KIND_OF[table]
+    key = PARTITION_KEY[kind]
+    return ("id" if table == MANIFEST[kind] else key), key
+
+
+def file_columns(table: str) -> list[tuple[str, str]]:
+    """The columns a table's Parquet files hold, in order: all but the one its path gives."""
+    from_path, _key = path_column(table)
+    return [(name, kind) for name, kind in table_columns()[table] if name != from_path]
+
+
+def relation_sql(table: str, paths: list[str]) -> str:
+    """A SELECT of `table`'s documented columns, in order, from Parquet files or globs under its folder
+    (`<lake>/<table>/<key>=<id>/...`). `union_by_name`: files written before a column was added read it as NULL."""
+    from_path, key = path_column(table)
+    select = ", ".join(f"{sql_ident(key)} AS {sql_ident(name)}" if name == from_path else sql_ident(name)
+                       for name, _kind in table_columns()[table])
+    source = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
+    return (f"SELECT {select} FROM read_parquet({source}, hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{{sql_literal(key)}: 'BIGINT'}})")
+
+
+_LATEST_SQL = """
+-- The newest complete snapshot of each cloud and region.
+CREATE OR REPLACE VIEW latest_snapshots AS
+SELECT * FROM snapshots
+WHERE status = 'complete'
+QUALIFY row_number() OVER (PARTITION BY cloud, region ORDER BY started_at DESC, id DESC) = 1;
+
+-- The newest evaluation of the newest evaluated snapshot of each cloud and region (partial snapshots
+-- included: their rows whose data is missing are 'skip').
+CREATE OR REPLACE VIEW latest_evaluations AS
+SELECT e.* FROM evaluations e JOIN snapshots s ON s.id = e.snapshot_id
+QUALIFY row_number() OVER (PARTITION BY e.cloud, e.region ORDER BY s.started_at DESC, s.id DESC, e.id DESC) = 1;
+
+CREATE OR REPLACE VIEW latest_findings AS
+SELECT f.* FROM findings f WHERE f.evaluation_id IN (SELECT id FROM latest_evaluations);
+"""
+
+
+def latest_views_sql() -> str:
+    """The documented `latest_*` views, over the tables (or views) of the same names."""
+    return _LATEST_SQL + "\n".join(
+        f"CREATE OR REPLACE VIEW latest_{table} AS SELECT t.* FROM {table} t "
+        f"WHERE t.snapshot_id IN (SELECT id FROM latest_snapshots);"
+        for table in ("snapshot_resources",) + RESOURCE_TABLES)
