@@ -31,11 +31,12 @@ _PATTERNS = [
     re.compile(r"(?i)(\"(?:password|secret|token|adminPass|user_data|application_credential_secret)\""
                r"\s*:\s*)(\"(?:[^\"\\]|\\.)*\")"),
 ]
-# `scheme://user:password@host`: the userinfo goes, whatever it holds.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#'\"<>]*@")
-# `?token=…`, `&sig=…`, `X-Auth-Key=…` in a URL or a path: the value goes.
-_SECRET_QUERY = re.compile(r"(?i)([?&;][^=&\s#'\"]*(?:token|secret|password|passwd|sig|key|credential|auth)"
-                           r"[^=&\s#'\"]*=)([^&\s#'\"<>)]+)")
+# `scheme://user:password@host`: the userinfo goes, whatever it holds, up to the authority's last '@' (as
+# urlsplit reads it, so `p@ss` goes whole). Bounded scheme and one character class: linear on any input.
+_URL_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.-]{0,30}://)[^/?#\s'\"<>]*@")
+# `?name=value` in a URL or a path: the value goes when the name looks secret (token, sig, key, ...).
+_QUERY_FIELD = re.compile(r"([?&;])([^=&;?\s#'\"<>]{1,200})=([^&;\s#'\"<>)]*)")
+_SECRET_NAME = re.compile(r"(?i)token|secret|password|passwd|sig|key|credential|auth")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 _secrets: set[str] = set()
@@ -60,8 +61,16 @@ def register_url(url: object) -> None:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
-        return
-    values = [password] + [field.partition("=")[2] for field in parts.query.replace(";", "&").split("&")]
+        parts, password = None, None
+    # A password written unencoded with '/', '?' or '#' in it ends the authority early for urlsplit, but is
+    # still the text between the first ':' after the scheme and the last '@' before the query.
+    before_query = url.split("://", 1)[1].split("?", 1)[0]
+    if "@" in before_query:
+        userinfo = before_query.rsplit("@", 1)[0]
+        if ":" in userinfo:
+            register_secret(userinfo.split(":", 1)[1])
+    query = parts.query if parts else url.partition("?")[2]
+    values = [password] + [field.partition("=")[2] for field in query.replace(";", "&").split("&")]
     for value in values:
         if value:
             register_secret(value)
@@ -81,14 +90,16 @@ def mask(text: str) -> str:
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     if "=" in text:
-        text = _SECRET_QUERY.sub(_mask_query_value, text)
+        text = _QUERY_FIELD.sub(_mask_query_value, text)
     return text
 
 
 def _mask_query_value(match: re.Match) -> str:
-    value = match.group(2)
-    trailing = value[len(value.rstrip(".,:;")):]  # the sentence's punctuation, not the value's
-    return f"{match.group(1)}{MASK}{trailing}"
+    separator, name, value = match.groups()
+    if not value or not _SECRET_NAME.search(name):
+        return match.group(0)
+    trailing = value[len(value.rstrip(".,:")):]  # the sentence's punctuation, not the value's
+    return f"{separator}{name}={MASK}{trailing}"
 
 
 def scrub(text: str) -> str:

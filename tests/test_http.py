@@ -528,8 +528,20 @@ def test_error_answers_carry_the_security_headers(server, request_bytes, status)
     assert b"<" not in answer.partition(b"\r\n\r\n")[2]  # plain text, not the standard library's HTML page
 
 
-def test_an_http09_request_gets_no_answer(server):
-    assert _raw(server, b"GET /healthz\r\n") == b""
-    assert _raw(server, b"GET /reports/index.html\r\n\r\n") == b""
-    assert _raw(server, b"POST /\r\n") == b""
+@pytest.mark.parametrize("request_line", [b"GET /healthz\r\n", b"GET /reports/index.html\r\n\r\n", b"POST /\r\n",
+                                          b"GET\xa0/reports/index.html\r\n", b"GET\x1f/healthz\r\n"])
+def test_an_http09_request_gets_no_answer(server, request_line):
+    assert _raw(server, request_line) == b""
     assert fetch(server.url + "/healthz")[0] == 503  # the server still answers the next one
+
+
+@pytest.mark.parametrize("version", [b"HTTP/0.9", b"HTTP/0.5"])
+def test_a_version_before_1_0_spelled_out_gets_505_with_the_headers(server, version):
+    answer = _raw(server, b"GET /reports/index.html " + version + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 505 "), answer[:200]
+    _assert_security_headers(answer)
+
+
+def test_an_error_answer_to_head_has_no_body(server):
+    answer = _raw(server, b"HEAD /healthz HTTP/2.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 505 ") and answer.endswith(b"\r\n\r\n")

@@ -380,3 +380,21 @@ def test_the_catalog_is_rebuilt_when_the_lake_moves(tmp_path, written):
         assert reader.execute("SELECT cloud FROM snapshots").fetchall() == [("old",)]
     finally:
         reader.close()
+
+
+def test_every_documented_table_and_column_is_in_the_catalog_with_its_type(written, catalog):
+    from test_store import _documented_tables
+
+    documented = {table: columns for table, columns in _documented_tables().items() if table != "schema_info"}
+    reader = open_catalog(catalog, written["lake"])
+    try:
+        actual = {}
+        for table in documented:
+            actual[table] = {name: kind for name, kind, *_ in reader.execute(f"DESCRIBE {table}").fetchall()}
+        views = {name for (name,) in reader.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND database_name = 'catalog'").fetchall()}
+    finally:
+        reader.close()
+    assert actual == documented
+    assert set(documented) <= views  # views, not tables: the catalog holds no rows
+    assert {f"latest_{t}" for t in RESOURCE_TABLES} | {"latest_snapshots", "latest_findings"} <= views

@@ -410,8 +410,8 @@ def _error_message(status: int, reason: str | None, body: bytes) -> str:
     except orjson.JSONDecodeError:
         pass
     if message is None:
-        message = body[:300].decode("utf-8", "replace").strip() or reason or ""
-    message = _CONTROL.sub(" ", message).strip()
+        message = body[:4096].decode("utf-8", "replace").strip() or reason or ""
+    message = mask(_CONTROL.sub(" ", message[:4096]).strip())  # masked whole, then cut
     message = message[:300] + ("…" if len(message) > 300 else "")
     return f"HTTP {status_text(status)}: {message}" if message else f"HTTP {status_text(status)}"
 

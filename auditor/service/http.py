@@ -388,6 +388,10 @@ class _Server(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request, client_address):
+        # The base class prints a traceback to stderr, past logging and its scrubbing.
+        log.debug("HTTP connection from %s failed", client_address[0], exc_info=True)
+
     def server_bind(self):
         # HTTPServer.server_bind looks the host name up (socket.getfqdn), which can hang on DNS; not needed.
         socketserver.TCPServer.server_bind(self)
@@ -435,7 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, time.monotonic() + HEAD_DEADLINE))
 
     def parse_request(self) -> bool:
-        if len(self.raw_requestline.split()) == 2:
+        # Split as the standard library does (Latin-1 text, any Unicode white space, \xa0 included).
+        if len(str(self.raw_requestline, "iso-8859-1").split()) == 2:
             # HTTP/0.9 (`GET /`, no version): its answer would be a bare body, with no room for the headers
             # every answer carries. Not answered, and not waited on for headers it never sends.
             self.log_message("HTTP/0.9 request %r: not answered", self.raw_requestline[:80])
@@ -443,20 +448,26 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         parsed = super().parse_request()  # reads the headers, through the deadline
         self.connection.settimeout(self.timeout)  # the answer may take its time to a slow reader
+        if parsed and not self.request_version.startswith("HTTP/1."):  # `HTTP/0.9` spelled out, `HTTP/0.5`
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({self.request_version})")
+            return False
         return parsed
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's error answers (400, 414, 431, 505, ...) as ours: HTTP/1.0 framing even when
         the request line never said its version, plain text, and the headers of every answer."""
-        if self.request_version in ("HTTP/0.9", ""):
+        if not str(self.request_version).startswith("HTTP/1."):  # never a bare HTTP/0.9 body
             self.request_version = "HTTP/1.0"
         self.close_connection = True
         phrase = self.responses.get(code, ("error",))[0]
         self.log_error("code %d, message %s", code, message)
         detail = (message or phrase).encode("ascii", "backslashreplace").decode("ascii")
-        with_body = self.command != "HEAD" and code >= 200 and code not in (HTTPStatus.NO_CONTENT,
-                                                                            HTTPStatus.NOT_MODIFIED)
-        self._send_text(code, f"{code} {detail}\n", with_body, extra={"Connection": "close"})
+        head_only = self.command == "HEAD" or getattr(self, "raw_requestline", b"").startswith(b"HEAD ")
+        with_body = not head_only and code >= 200 and code not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED)
+        try:
+            self._send_text(code, f"{code} {detail}\n", with_body, extra={"Connection": "close"})
+        except OSError as exc:  # the client went away; nothing to tell it
+            self.log_message("error answer not sent: %s", exc)
 
     # Every method other than GET and HEAD, known or not, is 405 (BaseHTTPRequestHandler would say 501).
     def __getattr__(self, name: str):

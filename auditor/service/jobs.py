@@ -16,6 +16,7 @@ from datetime import datetime
 
 from auditor.config import CloudTarget, Config
 from auditor.errors import AuditorError, CollectionCancelled, EvaluationCancelled
+from auditor.logs import mask
 from auditor.service.runs import utcnow
 
 log = logging.getLogger("auditor.service")
@@ -83,8 +84,9 @@ def active() -> JobContext:
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception as one line of at most 500 characters, for job_runs and the log."""
-    text = " ".join(str(exc).split())
+    """An exception as one line of at most 500 characters, for job_runs and the log; masked before it is
+    cut, since a cut inside a secret would leave a part that no longer matches it."""
+    text = " ".join(mask(str(exc)).split())
     return text[:500] or type(exc).__name__
 
 

@@ -56,6 +56,8 @@ def parse_schedule(text: str, zone: tzinfo) -> BaseTrigger:
         return WallClockCronTrigger(NICKNAMES[text.lower()], zone, shown=text)
     match = _INTERVAL.fullmatch(text)
     if match:
+        if len(match.group(1).lstrip("0")) > 12:  # beyond any bound, and int() refuses past 4,300 digits
+            raise ScheduleError(f"{text[:40]!r}: an interval may be at most {MAX_INTERVAL.days} days")
         seconds = int(match.group(1)) * _UNITS[match.group(2).lower()]
         if seconds < 1:
             raise ScheduleError(f"{text!r}: an interval must be at least one second")
@@ -70,7 +72,8 @@ def parse_schedule(text: str, zone: tzinfo) -> BaseTrigger:
     first = trigger.get_next_fire_time(None, now)
     if first is None or first - now > FIRES_WITHIN:
         raise ScheduleError(f"{text!r}: never fires: it matches no time in the next five years "
-                            "(a day such as 30 February or 31 April does not exist)")
+                            "(a day such as 30 February or 31 April does not exist; a day of the month and a "
+                            "day of the week must both match)")
     return trigger
 
 
