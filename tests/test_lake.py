@@ -31,7 +31,9 @@ from auditor.store.tables import (
     schema_sql,
     table_columns,
 )
-from auditor.store.writer import prepare_lake, write_snapshot, write_snapshot_to_lake
+from auditor.config import RulesSettings
+from auditor.rules.evaluate import evaluate, load_ruleset
+from auditor.store.writer import prepare_lake, write_evaluation_to_lake, write_snapshot, write_snapshot_to_lake
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,24 @@ def written(tmp_path_factory, demo_fixture):
             folder / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
         database_id, database_counts = write_snapshot(folder / "audit.duckdb", collect())
         lake_id, lake_counts = write_snapshot_to_lake(folder / "audit.lake", collect())
+    [evaluated] = evaluate(folder / "audit.duckdb", load_ruleset(RulesSettings()), [database_id])
+
+    def copy_of_the_evaluation(con, evaluation_id: int) -> None:
+        """The store's evaluation, rows as they are, under the lake's ids."""
+        con.execute("ATTACH ? AS store (READ_ONLY)", [str(folder / "audit.duckdb")])
+        for table in EVALUATION_TABLES:
+            key = "id" if table == "evaluations" else "evaluation_id"
+            replace = f"? AS {key}" + (", ? AS snapshot_id" if table in ("evaluations", "findings",
+                                                                           "resolved_findings") else "")
+            params = [evaluation_id] + ([lake_id] if "snapshot_id" in replace else [])
+            con.execute(f"INSERT INTO {table} SELECT * REPLACE ({replace}) FROM store.{table} WHERE {key} = ?",
+                        [*params, evaluated.evaluation_id])
+        con.execute("DETACH store")
+
+    lake_evaluation = write_evaluation_to_lake(folder / "audit.lake", copy_of_the_evaluation)
     return {"folder": folder, "database": folder / "audit.duckdb", "lake": folder / "audit.lake",
-            "ids": (database_id, lake_id), "counts": (database_counts, lake_counts)}
+            "ids": (database_id, lake_id), "counts": (database_counts, lake_counts),
+            "evaluations": (evaluated.evaluation_id, lake_evaluation)}
 
 
 def _lake_rows(lake: Path, table: str, snapshot_id: int) -> list[tuple]:
@@ -271,14 +289,16 @@ def _comparable(con, view: str) -> list[tuple]:
     """The rows of `view`, without what differs between two collections of the same cloud: ids of the
     snapshot, its times and the seconds each listing took."""
     names = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
-    differ = {"snapshot_id", "started_at", "finished_at", "seconds"} | ({"id"} if view.endswith("snapshots") else set())
+    differ = {"snapshot_id", "evaluation_id", "started_at", "finished_at", "seconds"} \
+        | ({"id"} if view.endswith(("snapshots", "evaluations")) else set())
     dropped = [name for name in names if name in differ]
     exclude = f" EXCLUDE ({', '.join(dropped)})" if dropped else ""
     return con.execute(f"SELECT *{exclude} FROM {view} ORDER BY ALL").fetchall()
 
 
 @pytest.mark.parametrize("view", list(SNAPSHOT_TABLES) + ["latest_snapshots"]
-                         + [f"latest_{t}" for t in ("snapshot_resources",) + RESOURCE_TABLES])
+                         + [f"latest_{t}" for t in ("snapshot_resources",) + RESOURCE_TABLES]
+                         + list(EVALUATION_TABLES) + ["latest_evaluations", "latest_findings"])
 def test_every_catalog_view_equals_the_store(written, catalog, view):
     store = duckdb.connect(str(written["database"]), read_only=True)
     reader = open_catalog(catalog, written["lake"])
@@ -290,17 +310,17 @@ def test_every_catalog_view_equals_the_store(written, catalog, view):
     finally:
         store.close()
         reader.close()
-    if view in ("servers", "latest_servers", "snapshots"):
+    if view in ("servers", "latest_servers", "snapshots", "findings", "latest_findings", "evaluation_rules"):
         assert expected
 
 
-def test_evaluation_views_exist_and_are_empty_before_any_evaluation(written, catalog):
-    reader = open_catalog(catalog, written["lake"])
-    try:
-        for view in EVALUATION_TABLES + ("latest_evaluations", "latest_findings"):
-            assert reader.execute(f"SELECT count(*) FROM {view}").fetchall() == [(0,)], view
-    finally:
-        reader.close()
+def test_an_evaluation_is_committed_by_its_manifest(written):
+    lake, (_, lake_evaluation) = written["lake"], written["evaluations"]
+    assert committed_ids(lake, EVALUATION) == {lake_evaluation}
+    for table in ("evaluations", "evaluation_rules", "findings"):
+        assert partition_file(lake, table, lake_evaluation).is_file(), table
+    for table in ("resolved_findings", "evaluation_waivers"):  # none in a first evaluation without waivers:
+        assert not (lake / table / f"evaluation_id={lake_evaluation}").exists()  # no file, the schema's glob
 
 
 def _commit_snapshot(lake: Path, cloud: str = "later") -> int:
@@ -398,3 +418,40 @@ def test_every_documented_table_and_column_is_in_the_catalog_with_its_type(writt
     assert actual == documented
     assert set(documented) <= views  # views, not tables: the catalog holds no rows
     assert {f"latest_{t}" for t in RESOURCE_TABLES} | {"latest_snapshots", "latest_findings"} <= views
+
+
+@pytest.mark.parametrize("helper", ["world_ingress_rules", "server_public_addresses"])
+def test_the_catalog_holds_the_rule_helpers_over_every_snapshot(written, catalog, helper):
+    """An auditor's SQL sees what a rule sees: the catalog's helper, for one snapshot, equals the one an
+    evaluation creates for that snapshot."""
+    from auditor.rules.environment import prepare
+
+    database_id, lake_id = written["ids"]
+    store = duckdb.connect(str(written["database"]), read_only=True)
+    reader = open_catalog(catalog, written["lake"])
+    try:
+        prepare(store, database_id, [])
+        seen_by_rules = store.execute(f"SELECT * FROM {helper} ORDER BY ALL").fetchall()
+        in_catalog = reader.execute(f"SELECT * EXCLUDE (snapshot_id) FROM {helper} WHERE snapshot_id = ? "
+                                    "ORDER BY ALL", [lake_id]).fetchall()
+        assert reader.execute(f"SELECT count(DISTINCT snapshot_id) FROM {helper}").fetchall() == [(1,)]
+        for macro in ("sg_protocol('6')", "port_text('tcp', 22, 22)", "is_public_ip('8.8.8.8')",
+                      "port_label('p1', 'eth0', 'n1')"):
+            assert reader.execute(f"SELECT {macro}").fetchall() == store.execute(f"SELECT {macro}").fetchall()
+    finally:
+        store.close()
+        reader.close()
+    assert in_catalog == seen_by_rules and seen_by_rules
+
+
+def test_a_catalog_written_by_another_auditor_version_is_rebuilt(tmp_path):
+    from auditor.store.catalog import build_catalog, catalog_state
+
+    lake, database = tmp_path / "audit.lake", tmp_path / "audit.duckdb"
+    prepare_lake(lake)
+    build_catalog(database, lake.resolve(), "an older definition")
+    older = database.stat().st_ino
+    ensure_catalog(database, lake)
+    assert database.stat().st_ino != older
+    assert catalog_state(database)["definition"] != "an older definition"
+    assert catalog_state(database)["lake"] == str(lake.resolve())

@@ -39,13 +39,8 @@ from auditor.rules.catalog import (
 from auditor.rules.engine import InputState, RuleRun, run_rules
 from auditor.rules.environment import prepare
 from auditor.rules.waivers import Waiver, load_waivers
-from auditor.store.database import (
-    ensure_current_schema,
-    open_reader,
-    open_writer,
-    publish,
-    published_path,
-)
+from auditor.store.database import ensure_current_schema, open_reader, published_path
+from auditor.store.writer import write_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -336,49 +331,39 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
 def _write(database: Path, snapshot_id, cloud, region, previous, started_at, finished_at, ruleset: RuleSet,
            runs: list[RuleRun], staged: dict) -> int:
     totals = staged["totals"]
-    with open_writer(database) as con:
-        try:
-            con.execute("BEGIN")
-            evaluation_id = con.execute("SELECT nextval('evaluation_id_seq')").fetchall()[0][0]
-            con.execute(
-                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [evaluation_id, snapshot_id, cloud, region, previous[0] if previous else None,
-                 previous[1] if previous else None, started_at, finished_at, ruleset.version, __version__,
-                 len(runs), sum(r.outcome == "error" for r in runs), sum(r.outcome == "incomplete" for r in runs),
-                 sum(totals["fails"].values()), totals["waived"], sum(totals["new"].values()),
-                 staged["resolved"].num_rows, totals["pass"], totals["skip"]])
+
+    def insert(con, evaluation_id: int) -> None:
+        con.execute(
+            "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [evaluation_id, snapshot_id, cloud, region, previous[0] if previous else None,
+             previous[1] if previous else None, started_at, finished_at, ruleset.version, __version__,
+             len(runs), sum(r.outcome == "error" for r in runs), sum(r.outcome == "incomplete" for r in runs),
+             sum(totals["fails"].values()), totals["waived"], sum(totals["new"].values()),
+             staged["resolved"].num_rows, totals["pass"], totals["skip"]])
+        con.executemany(
+            "INSERT INTO evaluation_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[evaluation_id, r.rule.id, r.rule.title, r.rule.severity, r.rule.resource_type, r.rule.pack,
+              r.rule.description, r.rule.rationale, r.rule.remediation, json.dumps(r.params),
+              json.dumps(ruleset.catalog.controls_of(r.rule.id)), r.outcome, r.missing_inputs or None,
+              r.message, round(r.seconds, 4), r.counts.get("pass", 0), r.counts.get("fail", 0),
+              r.counts.get("skip", 0), r.counts.get("info", 0)] for r in runs])
+        con.register("staged_findings", staged["findings"])
+        con.execute("INSERT INTO findings BY NAME SELECT ? AS evaluation_id, ? AS snapshot_id, * "
+                    "FROM staged_findings", [evaluation_id, snapshot_id])
+        con.unregister("staged_findings")
+        if staged["resolved"].num_rows:
+            con.register("staged_resolved", staged["resolved"])
+            con.execute("INSERT INTO resolved_findings BY NAME SELECT ? AS evaluation_id, ? AS snapshot_id, "
+                        "? AS previous_evaluation_id, * FROM staged_resolved",
+                        [evaluation_id, snapshot_id, previous[0]])
+            con.unregister("staged_resolved")
+        if staged["waivers"]:
             con.executemany(
-                "INSERT INTO evaluation_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[evaluation_id, r.rule.id, r.rule.title, r.rule.severity, r.rule.resource_type, r.rule.pack,
-                  r.rule.description, r.rule.rationale, r.rule.remediation, json.dumps(r.params),
-                  json.dumps(ruleset.catalog.controls_of(r.rule.id)), r.outcome, r.missing_inputs or None,
-                  r.message, round(r.seconds, 4), r.counts.get("pass", 0), r.counts.get("fail", 0),
-                  r.counts.get("skip", 0), r.counts.get("info", 0)] for r in runs])
-            findings = staged["findings"]
-            con.register("staged_findings", findings)
-            con.execute("INSERT INTO findings BY NAME SELECT ? AS evaluation_id, ? AS snapshot_id, * "
-                        "FROM staged_findings", [evaluation_id, snapshot_id])
-            con.unregister("staged_findings")
-            if staged["resolved"].num_rows:
-                con.register("staged_resolved", staged["resolved"])
-                con.execute("INSERT INTO resolved_findings BY NAME SELECT ? AS evaluation_id, ? AS snapshot_id, "
-                            "? AS previous_evaluation_id, * FROM staged_resolved",
-                            [evaluation_id, snapshot_id, previous[0]])
-                con.unregister("staged_resolved")
-            if staged["waivers"]:
-                con.executemany(
-                    "INSERT INTO evaluation_waivers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[evaluation_id, w.id, w.rule, json.dumps(w.match), w.reason, w.owner, w.expires, state,
-                      matched] for w, state, matched in staged["waivers"]])
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"{database}: evaluation not written: {exc}") from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        publish(con, database)
-    return evaluation_id
+                "INSERT INTO evaluation_waivers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[evaluation_id, w.id, w.rule, json.dumps(w.match), w.reason, w.owner, w.expires, state,
+                  matched] for w, state, matched in staged["waivers"]])
+
+    return write_evaluation(database, insert)
 
 
 def check_catalog_sql(ruleset: RuleSet, rules: list[Rule] | None = None) -> list[str]:

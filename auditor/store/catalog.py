@@ -14,6 +14,7 @@ an evaluation only when its snapshot is visible. Partitions a dead writer left b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -22,6 +23,7 @@ import duckdb
 
 from auditor.collect.paging import sql_ident
 from auditor.errors import StoreError
+from auditor.store.helpers import helpers_sql
 from auditor.store.lake import table_glob
 from auditor.store.tables import (
     EVALUATION_TABLES,
@@ -34,12 +36,13 @@ from auditor.store.tables import (
     relation_sql,
 )
 
-CATALOG_VERSION = "3"  # 2: the DuckDB store of 0.1.0, rows inside the file; 3: views over the lake
+CATALOG_VERSION = "3"  # 1-2: the DuckDB store of 0.1.0, rows inside the file; 3: views over the lake
 STORAGE_VERSION = "v1.4.0"  # the catalog opens in DuckDB 1.4 and 1.5 too (they cannot read 2.0's default)
 
 
 def catalog_sql(lake: Path) -> str:
-    """Every view the catalog holds, over the lake at `lake` (an absolute path)."""
+    """Every view and macro the catalog holds, over the lake at `lake` (an absolute path): the documented
+    tables, the `latest_*` views, and the helpers rules use (auditor/store/helpers.py)."""
     views = []
     for table in SNAPSHOT_TABLES + EVALUATION_TABLES:
         body = relation_sql(table, [table_glob(lake, table)])
@@ -52,38 +55,41 @@ def catalog_sql(lake: Path) -> str:
             condition = f"{PARTITION_KEY[kind]} IN (SELECT id FROM {MANIFEST[kind]})"
         where = f" WHERE {condition}" if condition else ""
         views.append(f"CREATE OR REPLACE VIEW {sql_ident(table)} AS SELECT * FROM ({body}){where};")
-    return "\n".join(views) + "\n" + latest_views_sql()
+    return "\n".join(views) + "\n" + latest_views_sql() + helpers_sql(per_snapshot=False)
 
 
-def catalog_state(database: Path) -> tuple[str | None, str | None]:
-    """(catalog version, lake path) recorded in `database`, or Nones when it is no catalog of ours."""
+def catalog_state(database: Path) -> dict[str, str]:
+    """What `database` records about itself (`schema_version`, `lake`, `definition`), or {} when it is no
+    catalog of ours."""
     con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     try:
         con.execute("ATTACH ? AS existing (READ_ONLY)", [str(database)])
-        rows = dict(con.execute("SELECT key, value FROM existing.schema_info").fetchall())
+        return dict(con.execute("SELECT key, value FROM existing.schema_info").fetchall())
     except duckdb.Error:
-        return None, None
+        return {}
     finally:
         con.close()
-    return rows.get("schema_version"), rows.get("lake")
 
 
 def ensure_catalog(database: Path, lake: Path) -> None:
-    """Make `database` the catalog of `lake`, unless it is already: built as a new file, renamed over."""
+    """Make `database` the catalog of `lake`, unless it is already: the hash of its SQL (which holds the
+    lake's absolute path) decides, so a new auditor's views or a moved lake rebuild it, and nothing else
+    does. Built as a new file and renamed over the old one."""
     lake = lake.resolve()
-    if database.is_file() and catalog_state(database) == (CATALOG_VERSION, str(lake)):
+    definition = hashlib.sha256(catalog_sql(lake).encode()).hexdigest()
+    if database.is_file() and catalog_state(database).get("definition") == definition:
         return
-    build_catalog(database, lake)
+    build_catalog(database, lake, definition)
 
 
-def build_catalog(database: Path, lake: Path) -> None:
+def build_catalog(database: Path, lake: Path, definition: str) -> None:
     tmp = database.with_name(f".{database.name}.{uuid.uuid4().hex}.tmp")
     try:
         con = duckdb.connect(str(tmp), config={**SANDBOX_CONFIG, "storage_compatibility_version": STORAGE_VERSION})
         try:
             con.execute("CREATE TABLE schema_info (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            con.execute("INSERT INTO schema_info VALUES ('schema_version', ?), ('lake', ?)",
-                        [CATALOG_VERSION, str(lake)])
+            con.execute("INSERT INTO schema_info VALUES ('schema_version', ?), ('lake', ?), ('definition', ?)",
+                        [CATALOG_VERSION, str(lake), definition])
             con.execute(catalog_sql(lake))
             con.execute("CHECKPOINT")
         finally:

@@ -1,5 +1,6 @@
-"""Write one collected snapshot: into the DuckDB store in one transaction, then publish the read-only copy;
-or into the lake as Parquet files committed at once (not read by anything yet: the lake, part 1, issue 23)."""
+"""Write one collected snapshot or one evaluation: into the DuckDB store in one transaction, then publish the
+read-only copy; or into the lake as Parquet files committed at once (not read by anything yet: the lake,
+part 1, issue 23)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -18,6 +21,7 @@ from auditor.store.database import column_types, insert_columns, open_writer, pu
 from auditor.store.lake import Staged, clean_abandoned, schema_file, stage
 from auditor.store.load import derive, load_listing, redact_candidates
 from auditor.store.tables import (
+    EVALUATION,
     EVALUATION_TABLES,
     MANIFEST,
     SANDBOX_CONFIG,
@@ -68,19 +72,10 @@ def write_snapshot_to_lake(lake: Path, snapshot: RegionSnapshot, memory_limit: s
     clean_abandoned(lake)
     staged = stage(lake, SNAPSHOT)
     try:
-        spill = staged.folder / ".spill"
-        spill.mkdir()
-        con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
-        try:
-            _session(con, memory_limit)
-            con.execute("SET temp_directory = ?", [str(spill)])
-            con.execute(schema_sql())
+        with _working_database(staged, memory_limit) as con:
             counts = normalize(con, staged.item_id, snapshot)
             for table in SNAPSHOT_TABLES:
                 write_partition(con, staged, table)
-        finally:
-            con.close()
-        shutil.rmtree(spill)
         staged.commit()
     except duckdb.Error as exc:
         staged.abandon()
@@ -91,6 +86,65 @@ def write_snapshot_to_lake(lake: Path, snapshot: RegionSnapshot, memory_limit: s
     log.info("snapshot %s of %s/%s written to %s: %s", staged.item_id, snapshot.cloud, snapshot.region, lake,
              snapshot.status)
     return staged.item_id, counts
+
+
+def write_evaluation(database: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
+                     lock_timeout: float = 120.0) -> int:
+    """Store one evaluation: `insert(con, evaluation_id)` fills the evaluation tables of `con`; they are
+    written in one transaction, then the read-only copy is published. Returns the evaluation id."""
+    with open_writer(database, lock_timeout) as con:
+        try:
+            con.execute("BEGIN")
+            evaluation_id = con.execute("SELECT nextval('evaluation_id_seq')").fetchall()[0][0]
+            insert(con, evaluation_id)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StoreError(f"{database}: evaluation not written: {exc}") from None
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        publish(con, database)
+    return evaluation_id
+
+
+def write_evaluation_to_lake(lake: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
+                             memory_limit: str = "1GB") -> int:
+    """The same into the lake: `insert` fills the tables of a DuckDB of its own, each evaluation table is
+    written once as zstd Parquet, and the `evaluations` file, moved last, commits it."""
+    prepare_lake(lake)
+    clean_abandoned(lake)
+    staged = stage(lake, EVALUATION)
+    try:
+        with _working_database(staged, memory_limit) as con:
+            insert(con, staged.item_id)
+            for table in EVALUATION_TABLES:
+                write_partition(con, staged, table)
+        staged.commit()
+    except duckdb.Error as exc:
+        staged.abandon()
+        raise StoreError(f"{lake}: evaluation not written: {str(exc).splitlines()[0]}") from None
+    except BaseException:
+        staged.abandon()
+        raise
+    return staged.item_id
+
+
+@contextmanager
+def _working_database(staged: Staged, memory_limit: str):
+    """An in-memory DuckDB with the documented tables, for one write to the lake; it spills into the write's
+    staging folder, which goes with it."""
+    spill = staged.folder / ".spill"
+    spill.mkdir(exist_ok=True)
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        _session(con, memory_limit)
+        con.execute("SET temp_directory = ?", [str(spill)])
+        con.execute(schema_sql())
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def prepare_lake(lake: Path) -> None:
