@@ -112,7 +112,7 @@ def snapshot(obj: Context, cloud_name, regions, scope):
     """Snapshot clouds into the database; exit 1 if any snapshot is partial, 3 if one failed."""
     config = obj.config
     results = _snapshot(config, _targets(config, cloud_name, regions, scope))
-    click.echo(f"database: {config.database}  (read-only copy for SQL: {_published(config)})")
+    click.echo(_where(config))
     sys.exit(_snapshot_exit(results))
 
 
@@ -149,10 +149,10 @@ def _targets(config: Config, cloud_name, regions, scope) -> list[CloudTarget]:
     return [CloudTarget(c.name, tuple(regions) or c.regions, scope or c.scope) for c in config.clouds]
 
 
-def _published(config: Config) -> Path:
-    from auditor.store.database import published_path
+def _where(config: Config) -> str:
+    from auditor.store.database import lake_path
 
-    return published_path(config.database)
+    return f"database: {config.database}  (its history, as Parquet: {lake_path(config.database)})"
 
 
 @contextmanager
@@ -184,7 +184,7 @@ def snapshots(obj: Context, cloud_name, fmt, limit):
     """List snapshots, newest first: id, cloud, region, scope, times, status and counts."""
     from auditor.store.database import open_reader
 
-    con = open_reader(_published(obj.config))
+    con = open_reader(obj.config.database)
     try:
         cursor = con.execute(
             "SELECT id, cloud, region, scope, started_at, finished_at, status, server_count AS servers, "
@@ -206,16 +206,16 @@ def snapshots(obj: Context, cloud_name, fmt, limit):
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.pass_obj
 def sql(obj: Context, query, fmt):
-    """Run a read-only SQL QUERY on the published snapshot database ('-' reads it from stdin).
+    """Run a read-only SQL QUERY on the snapshot database ('-' reads it from stdin).
 
-    Only SELECT-like statements run; the connection itself is read-only with file access and extension
-    loading disabled, so INSERT, DROP, ATTACH, COPY ... TO and INSTALL are refused.
+    Only SELECT-like statements run; the connection itself is read-only, may read the lake and no other
+    file, and cannot load extensions, so INSERT, DROP, ATTACH, COPY ... TO and INSTALL are refused.
     """
     from auditor.store.query import run_read_only
 
     if query == "-":
         query = sys.stdin.read()
-    columns, rows = run_read_only(_published(obj.config), query)
+    columns, rows = run_read_only(obj.config.database, query)
     click.echo(render(columns, rows, fmt), nl=False)
 
 
@@ -295,7 +295,7 @@ def run(obj: Context, cloud_name, regions, scope, fail_on, no_report):
     if not no_report:
         code = max(code, _write_reports(config, ruleset.catalog, [e.snapshot_id for e in evaluations],
                                         config.report.formats, None))
-    click.echo(f"database: {config.database}  (read-only copy for SQL: {_published(config)})")
+    click.echo(_where(config))
     sys.exit(max(_snapshot_exit(results), code))
 
 
@@ -335,11 +335,8 @@ def report_command(obj: Context, snapshot_spec, cloud_name, formats, out_dir):
     for value in chosen:
         if value not in ("html", "pdf", "csv", "json"):
             raise click.BadParameter(f"unknown format {value!r} (html, pdf, csv, json)", param_hint="--format")
-    from auditor.store.database import ensure_current_schema
-
     catalog = _ruleset(config).catalog
-    ensure_current_schema(config.database)
-    ids = snapshots_to_report(_published(config), snapshot_spec, cloud_name)
+    ids = snapshots_to_report(config.database, snapshot_spec, cloud_name)
     sys.exit(_write_reports(config, catalog, ids, tuple(chosen), Path(out_dir) if out_dir else None))
 
 
@@ -413,19 +410,16 @@ def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, st
     for value in statuses:
         if value not in ("pass", "fail", "skip", "info", "error", "all"):
             raise click.BadParameter(f"unknown status {value!r}", param_hint="--status")
-    from auditor.store.database import ensure_current_schema
-
-    ensure_current_schema(obj.config.database)  # a file from before evaluations existed gets their tables
     flt = FindingFilter(snapshot=snapshot_spec, evaluation=evaluation, cloud=cloud_name, severities=severities,
                         statuses=() if "all" in statuses else statuses, rule=rule_id, project=project,
                         new_only=new_only, limit=limit)
-    published = _published(obj.config)
+    database = obj.config.database
     if framework:
-        columns, rows = framework_summary(published, flt, _ruleset(obj.config).catalog, framework)
+        columns, rows = framework_summary(database, flt, _ruleset(obj.config).catalog, framework)
     elif resolved:
-        columns, rows = list_resolved(published, flt)
+        columns, rows = list_resolved(database, flt)
     else:
-        columns, rows = list_findings(published, flt)
+        columns, rows = list_findings(database, flt)
     click.echo(render(columns, rows, fmt), nl=False)
 
 
@@ -742,25 +736,25 @@ def demo(obj: Context, out_dir, top):
             results = snapshot_targets(config, [CloudTarget("demo")], stop)
     for result in results:
         click.echo(result.summary())
-    published = _published(config)
     click.echo("")
-    click.echo(inventory_summary(published, results[-1].snapshot_id), nl=False)
+    click.echo(inventory_summary(config.database, results[-1].snapshot_id), nl=False)
     click.echo("")
     evaluations = evaluate(database, ruleset, [r.snapshot_id for r in results if r.status != "failed"])
     _report_evaluations(evaluations, None)
     if evaluations and top:
-        _, rows = top_findings(published, evaluations[-1].evaluation_id, top)
+        _, rows = top_findings(database, evaluations[-1].evaluation_id, top)
         click.echo(f"\nTop findings ({len(rows)} shown; all of them: auditor --database {database} findings):")
         for severity, rule_id, name, project, reason in rows:
             click.echo(terminal_safe(f"  {severity.upper():<8} {rule_id}: {name} ({project})"))
             click.echo(textwrap.fill(terminal_safe(reason), width=110, initial_indent=" " * 11, subsequent_indent=" " * 11))
     click.echo("")
     from auditor.report.build import write_report
+    from auditor.store.database import lake_path
 
-    reports = [write_report(published, e.snapshot_id, ruleset.catalog,
+    reports = [write_report(database, e.snapshot_id, ruleset.catalog,
                             dataclasses.replace(config.report, out_dir=out / "reports")) for e in evaluations]
     click.echo(f"DuckDB snapshot database: {database.resolve()}")
-    click.echo(f"Read-only copy for SQL:   {published.resolve()}")
+    click.echo(f"Its history, as Parquet:  {lake_path(database)}")
     for report in reports:
         click.echo(f"HTML report:              {report.files['html'].resolve()}")
         click.echo(f"PDF report:               {report.files['pdf'].resolve()}")

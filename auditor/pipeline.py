@@ -21,6 +21,7 @@ from auditor.config import CloudTarget, Config
 from auditor.errors import CollectionCancelled, CollectionError, NotifyError, ReportError, StoreError
 from auditor.output import render
 from auditor.store.database import open_reader
+from auditor.store.database import check_format
 from auditor.store.writer import write_snapshot
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class SnapshotResult:
 
 def snapshot_targets(config: Config, targets: list[CloudTarget], stop: threading.Event) -> list[SnapshotResult]:
     """Collect and store every cloud/region of `targets`; regions run concurrently, listings share a pool."""
+    if config.database.exists():  # a file this release cannot write into is said before any collection
+        check_format(config.database)
     jobs = [(target, region) for target in targets for region in region_names(target.name, target.regions)]
     with Collector(config.collection, stop, spool_parent=config.database.parent) as collector, ThreadPoolExecutor(
         max_workers=max(1, min(len(jobs), 4)), thread_name_prefix="region"
@@ -138,9 +141,9 @@ _SUMMARY_QUERIES = [
 ]
 
 
-def inventory_summary(published: Path, snapshot_id: int) -> str:
-    """A short text inventory of one snapshot, read from the published copy like any auditor would."""
-    con = open_reader(published)
+def inventory_summary(database: Path, snapshot_id: int) -> str:
+    """A short text inventory of one snapshot, read through the catalog like any auditor would."""
+    con = open_reader(database)
     try:
         parts = []
         for title, query in _SUMMARY_QUERIES:
@@ -164,12 +167,11 @@ def write_reports(config: Config, catalog, snapshot_ids: list[int], formats: tup
                   out_dir: Path | None = None) -> list[ReportOutcome]:
     """Write each snapshot's report; one that fails is returned with its error and the others are written."""
     from auditor.report.build import write_report
-    from auditor.store.database import published_path
 
     outcomes = []
     for snapshot_id in snapshot_ids:
         try:
-            result = write_report(published_path(config.database), snapshot_id, catalog, config.report,
+            result = write_report(config.database, snapshot_id, catalog, config.report,
                                   formats or config.report.formats, out_dir)
         except ReportError as exc:
             outcomes.append(ReportOutcome(snapshot_id, error=exc))
@@ -203,7 +205,6 @@ def deliver_digests(config: Config, catalog, snapshot_spec: str | int = "latest"
     )
     from auditor.report.build import snapshots_to_report, write_report
     from auditor.report.context import build_context
-    from auditor.store.database import ensure_current_schema, published_path
 
     settings = config.email
     if settings is None:
@@ -212,17 +213,16 @@ def deliver_digests(config: Config, catalog, snapshot_spec: str | int = "latest"
         raise ConfigError(f"{config.source or 'auditor.toml'}: no [email] section: the digest needs the SMTP "
                           "server, the sender and [[email.groups]] (see docs/configuration.md)")
     password = None if dry_run else smtp_password(settings)
-    ensure_current_schema(config.database)
-    published = published_path(config.database)
+    database = config.database
     sleep = stop.wait if stop is not None else time.sleep  # a stopping service does not sit out a backoff
     outcomes = []
-    for snapshot_id in snapshots_to_report(published, snapshot_spec):
-        context = build_context(published, snapshot_id, catalog, detail_rows=TOP_RISKS)
+    for snapshot_id in snapshots_to_report(database, snapshot_spec):
+        context = build_context(database, snapshot_id, catalog, detail_rows=TOP_RISKS)
         folder = existing_report(config.report.out_dir, context)
         written = None
         if folder is None:  # the digest attaches the PDF, so it is written whatever [report] formats says
             formats = tuple(dict.fromkeys((*config.report.formats, "pdf")))
-            folder = written = write_report(published, snapshot_id, catalog, config.report, formats).folder
+            folder = written = write_report(database, snapshot_id, catalog, config.report, formats).folder
         for digest in build_digests(context, folder, settings):
             outcome = DigestOutcome(snapshot_id, digest.group.name, len(digest.group.recipients), written)
             written = None
@@ -244,6 +244,7 @@ class PruneResult:
     rows_deleted: dict[str, int]                # table -> rows deleted (empty with dry_run)
     report_folders_removed: list[Path]          # (with dry_run: the folders that would be removed)
     report_folders_failed: list[tuple[Path, str]] = field(default_factory=list)  # folder, why it stays
+    bytes_freed: int = 0                        # bytes removed from the lake
     dry_run: bool = False
     seconds: float = 0.0
 
@@ -255,8 +256,8 @@ class PruneResult:
             text = (f"would prune {len(self.pruned)} of {total} snapshots (keeping {self.kept}); "
                     f"{folders} {noun} would be removed")
         else:
-            text = (f"pruned {len(self.pruned)} of {total} snapshots (kept {self.kept}); "
-                    f"{folders} {noun} removed")
+            text = (f"pruned {len(self.pruned)} of {total} snapshots (kept {self.kept}, "
+                    f"{self.bytes_freed / 2**20:.1f} MB freed); {folders} {noun} removed")
         if self.report_folders_failed:
             text += f"; {len(self.report_folders_failed)} could not be removed"
         return text
@@ -273,15 +274,13 @@ def prune(database: Path, policy, report_dir: Path | None, *, now: datetime | No
     started = time.perf_counter()
     done = prune_snapshots(database, policy, now=now, dry_run=dry_run)
     result = PruneResult(kept=done.kept, pruned=done.pruned, rows_deleted=done.rows_deleted,
-                         report_folders_removed=[], dry_run=dry_run)
+                         report_folders_removed=[], dry_run=dry_run, bytes_freed=done.bytes_freed)
     if report_dir is not None and Path(report_dir).is_dir():
         if dry_run:
             result.report_folders_removed = report_folders_of(Path(report_dir), done.pruned_snapshots)
-        else:  # even when the publish failed: the prune is committed, its folders must go too
+        else:
             result.report_folders_removed, result.report_folders_failed = remove_report_folders(
                 Path(report_dir), done.pruned_snapshots)
     result.seconds = time.perf_counter() - started
     log.info("%s", result.summary())
-    if done.publish_error is not None:
-        raise done.publish_error
     return result

@@ -47,7 +47,7 @@ def timed(command: list[str], env: dict) -> float:
 
 
 def reader_file(store: Path) -> Path:
-    """The file auditors open: the published copy while there is one, else the database itself."""
+    """The file auditors open: the published copy of the DuckDB store (before the lake), else the catalog."""
     published = store / "audit.readonly.duckdb"
     return published if published.exists() else store / "audit.duckdb"
 

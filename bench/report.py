@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from snapshot import start_fake_cloud  # noqa: E402  (bench/snapshot.py)
 
 from auditor.resources import data_dir  # noqa: E402
-from auditor.store.database import open_reader, published_path  # noqa: E402
+from auditor.store.database import open_reader  # noqa: E402
 
 MIN_FAILING = 10_000
 TARGET_HTML_S, TARGET_PDF_S, TARGET_RSS_MB, TARGET_HTML_MB = 3.0, 15.0, 500, 5.0
@@ -63,7 +63,7 @@ MEASURED_CLI = (
     "main()\n"
 )
 
-# One step in a fresh interpreter: argv = published snapshot_id what out detail_rows timeout memory_mb.
+# One step in a fresh interpreter: argv = database snapshot_id what out detail_rows timeout memory_mb.
 # Prints one JSON line on stdout (the last one) and the peak RSS on stderr.
 STEP = r"""
 import json, resource, sys, time
@@ -122,7 +122,7 @@ def build_database(servers: int, folder: Path) -> tuple[Path, Path]:
     database = folder / f"report-bench-{servers}.duckdb"
     config.write_text(f'database = "{database.name}"\n[collection]\npage_size = 1000\nconcurrency = 4\n'
                       f'[report]\nout_dir = "output"\n')
-    if database.is_file() and published_path(database).is_file():
+    if database.is_file():
         print(f"# reusing {database}", file=sys.stderr)
         return config, database
     database.unlink(missing_ok=True)
@@ -145,7 +145,7 @@ def build_database(servers: int, folder: Path) -> tuple[Path, Path]:
 
 def failing_findings(database: Path) -> tuple[int, int]:
     """(snapshot id, failing and unwaived findings) of the newest evaluation."""
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         return con.execute("""
             SELECT e.snapshot_id, count(*) FILTER (WHERE f.status = 'fail' AND NOT f.waived)
@@ -176,7 +176,7 @@ def run_cli(config: Path, fmt: str, out: Path) -> dict:
 def run_step(database: Path, snapshot_id: int, what: str, out: Path, detail_rows: int, timeout: float = 120,
              memory_mb: int = 1024) -> dict:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", STEP, str(published_path(database)), str(snapshot_id), what, str(out),
+    done = subprocess.run([sys.executable, "-c", STEP, str(database), str(snapshot_id), what, str(out),
                            str(detail_rows), str(timeout), str(memory_mb)], capture_output=True, text=True)
     wall = time.monotonic() - started
     lines = done.stdout.strip().splitlines()

@@ -7,27 +7,31 @@ How the snapshot is built:
 - the real way: `auditor fake-cloud --generate N --seed 1` in its own process, and `auditor snapshot` of it
   into a DuckDB file (the functions of bench/snapshot.py). At N = 100,000 that gives ~193,000 ports but
   only ~191,000 security-group rules (~17 per group);
-- then a synthetic top-up, in one SQL statement on the snapshot database (opened for writing with
-  `open_writer`): copies of the snapshot's own security-group rules, with new ids (`<id>-copy<k>`) and
-  spread round-robin over all the snapshot's security groups (the copy takes its new group's id and
-  project, also in its `raw` JSON), until the snapshot holds --rules-total rules. The snapshot's
-  `security_group_rule_count`, the `snapshot_resources` row count and each group's `rule_count` are
-  updated to match, and the read-only copy is published again. The copies keep their original direction,
+- then a synthetic top-up, in one SQL statement: copies of the snapshot's own security-group rules, with
+  new ids (`<id>-copy<k>`) and spread round-robin over all the snapshot's security groups (the copy takes
+  its new group's id and project, also in its `raw` JSON), until the snapshot holds --rules-total rules.
+  The snapshot's `security_group_rule_count`, the `snapshot_resources` row count and each group's
+  `rule_count` are updated to match. The lake's files are otherwise written once and never rewritten; this
+  fixture is the exception: it rewrites its own snapshot's Parquet files in the lake (the
+  `security_group_rules`, `snapshots`, `snapshot_resources` and `security_groups` partitions of that
+  snapshot id), read into an in-memory DuckDB, changed there, and each written to a temporary file in
+  its partition folder that then replaces the original (os.replace), so a reader never sees half a file.
+  The copies keep their original direction,
   protocol, ports and remote, so the mix of rule kinds is the generator's; but no real cloud looks like
   this (~90 rules per group at 100,000 servers, most groups get a rule open to the world, and a default
   group's "remote = itself" rules copied into other groups point at the original group). The groups' `raw`
   JSON (which does not list rules) is not touched.
 
 What is measured: `auditor evaluate --snapshot ID` in a subprocess (Python start, imports, loading the rule
-catalog, preparing the rule environment, every rule, waivers and diff, writing the findings and publishing
-the read-only copy): wall time and peak RSS. Each rule's own time (`evaluation_rules.seconds`: its query,
+catalog, preparing the rule environment, every rule, waivers and diff, writing the evaluation's Parquet
+files into the lake): wall time and peak RSS. Each rule's own time (`evaluation_rules.seconds`: its query,
 the checks of its rows and copying them into the results) and the evaluation's `started_at`/`finished_at`
-(everything but writing and publishing) are then read from the published copy. Evaluations stored
-earlier in the benchmark database are deleted before each run, so that every run writes into the same
-database; the evaluations of one snapshot have no diff base, so every run is a first evaluation.
+(everything but writing) are then read through the catalog. Evaluations stored earlier in the benchmark
+lake are pruned before each run (`remove_committed`), so that every run starts from the same lake; the
+evaluations of one snapshot have no diff base, so every run is a first evaluation.
 
-With --keep DIR the snapshot database is kept in DIR and reused by later runs with the same --servers
-(the top-up is redone only when --rules-total changed).
+With --keep DIR the snapshot database (the catalog and its lake) is kept in DIR and reused by later runs
+with the same --servers (the top-up is redone only when --rules-total changed).
 
 Run: .venv/bin/python bench/rules.py [--servers 100000] [--rules-total 1000000] [--keep DIR] [--repeat K]
 """
@@ -43,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -50,11 +55,13 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from snapshot import MEASURED_RUN, run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
 
-from auditor.store.database import open_reader, open_writer, publish, published_path  # noqa: E402
+from auditor.collect.paging import sql_ident, sql_literal  # noqa: E402
+from auditor.store.database import lake_path, open_reader  # noqa: E402
+from auditor.store.lake import committed_ids, partition_file, remove_committed  # noqa: E402
+from auditor.store.tables import SANDBOX_CONFIG, file_columns, relation_sql, schema_sql  # noqa: E402
 
 TARGET_SECONDS = 5.0
 TARGET_RSS_MB = 2048
-EVALUATION_TABLES = ("findings", "resolved_findings", "evaluation_waivers", "evaluation_rules", "evaluations")
 SIZES = ("servers", "ports", "security_group_rules", "security_groups", "images")
 
 
@@ -62,7 +69,7 @@ SIZES = ("servers", "ports", "security_group_rules", "security_groups", "images"
 def build_snapshot(servers: int, folder: Path) -> Path:
     """A snapshot of a generated cloud of `servers` servers in folder (reused when already there)."""
     database = folder / f"rules-bench-{servers}.duckdb"
-    if database.is_file() and published_path(database).is_file():
+    if database.is_file() and lake_path(database).is_dir():
         print(f"# reusing {database}", file=sys.stderr)
         return database
     database.unlink(missing_ok=True)
@@ -79,7 +86,7 @@ def build_snapshot(servers: int, folder: Path) -> Path:
 
 
 def latest_snapshot_id(database: Path) -> int:
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         rows = con.execute("SELECT id FROM snapshots WHERE status <> 'failed' "
                            "ORDER BY started_at DESC, id DESC LIMIT 1").fetchall()
@@ -115,16 +122,29 @@ FROM copies c JOIN groups g ON g.gi = c.c % $groups
 """
 
 
+REWRITTEN = ("security_group_rules", "snapshot_resources", "security_groups", "snapshots")
+
+
 def top_up_rules(database: Path, snapshot_id: int, total: int) -> None:
-    """Bring the snapshot to `total` security-group rules with copies of its own (see the docstring)."""
-    with open_writer(database) as con:
+    """Bring the snapshot to `total` security-group rules with copies of its own (see the docstring): its
+    own Parquet files in the lake are read into an in-memory DuckDB, changed there and written back."""
+    lake = lake_path(database)
+    paths = {table: partition_file(lake, table, snapshot_id) for table in REWRITTEN}
+    missing_files = [str(path) for path in paths.values() if not path.is_file()]
+    if missing_files:
+        raise SystemExit(f"{database}: snapshot {snapshot_id} has no {', '.join(missing_files)}")
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(schema_sql())
+        for table, path in paths.items():
+            con.execute(f"INSERT INTO {sql_ident(table)} BY NAME {relation_sql(table, [str(path)])}")
         count, originals = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE id NOT LIKE '%-copy%') FROM security_group_rules "
             "WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0]
         if count == total or (count == originals and count >= total):
             return
         started = time.monotonic()
-        con.execute("BEGIN")
         con.execute("DELETE FROM security_group_rules WHERE snapshot_id = ? AND id LIKE '%-copy%'", [snapshot_id])
         missing = max(0, total - originals)
         if missing:
@@ -142,26 +162,30 @@ def top_up_rules(database: Path, snapshot_id: int, total: int) -> None:
             FROM (SELECT security_group_id, count(*) AS n FROM security_group_rules
                   WHERE snapshot_id = $sid GROUP BY ALL) r
             WHERE g.snapshot_id = $sid AND g.id = r.security_group_id""", {"sid": snapshot_id})
-        con.execute("COMMIT")
-        publish(con, database)
+        for table, path in paths.items():  # each file replaced whole; the manifest (`snapshots`) last
+            columns = ", ".join(sql_ident(name) for name, _ in file_columns(table))
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                con.execute(f"COPY (SELECT {columns} FROM {sql_ident(table)}) TO {sql_literal(str(tmp))} "
+                            f"(FORMAT parquet, COMPRESSION zstd)")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+    finally:
+        con.close()
     print(f"# topped up to {count:,} security-group rules ({originals:,} collected) in "
           f"{time.monotonic() - started:.1f} s", file=sys.stderr)
 
 
 def clear_evaluations(database: Path) -> None:
-    """Delete stored evaluations so that every measured run writes into the same database."""
-    with open_writer(database) as con:
-        if not con.execute("SELECT count(*) FROM evaluations").fetchall()[0][0]:
-            return
-        con.execute("BEGIN")
-        for table in EVALUATION_TABLES:
-            con.execute(f"DELETE FROM {table}")
-        con.execute("COMMIT")
-        publish(con, database)
+    """Prune every committed evaluation so that every measured run starts from the same lake."""
+    lake = lake_path(database)
+    for evaluation_id in sorted(committed_ids(lake, "evaluation")):
+        remove_committed(lake, "evaluation", evaluation_id)
 
 
 def snapshot_sizes(database: Path, snapshot_id: int) -> dict[str, int]:
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         return {table: con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id = ?", [snapshot_id])
                 .fetchall()[0][0] for table in SIZES}
@@ -184,7 +208,7 @@ def run_evaluation(database: Path, snapshot_id: int) -> dict:
         raise SystemExit(f"auditor evaluate failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
     maxrss = int(re.search(r"maxrss_kb (\d+)", done.stderr).group(1))
     evaluation_id = int(match.group(1))
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         started_at, finished_at = con.execute("SELECT started_at, finished_at FROM evaluations WHERE id = ?",
                                               [evaluation_id]).fetchall()[0]
@@ -254,7 +278,7 @@ def report(runs: list[dict], sizes: dict[str, int], snapshot_id: int) -> None:
     outside = [e - s for e, s in zip(evaluations, sums, strict=True)]
     print(f"  of which outside the rules (helper tables and views, waivers, diff) | {cell(outside, '{:.2f} s')} "
           f"| - | -")
-    print(f"`auditor evaluate` wall, end to end (start, catalog, evaluation, writing findings, publishing) | "
+    print(f"`auditor evaluate` wall, end to end (start, catalog, evaluation, writing its Parquet files) | "
           f"{cell(walls, '{:.2f} s')} | - | -")
     verdict = "PASS" if max(rss) < TARGET_RSS_MB else "MISS"
     print(f"peak RSS of `auditor evaluate`{' (worst run)' if many else ''} | {max(rss):,.0f} MB | "
@@ -272,7 +296,7 @@ def main() -> None:
     parser.add_argument("--rules-total", type=int, default=1_000_000,
                         help="security-group rules in the snapshot after the top-up")
     parser.add_argument("--keep", type=Path, metavar="DIR",
-                        help="keep the snapshot database in DIR, and reuse the one found there")
+                        help="keep the snapshot database (catalog and lake) in DIR, and reuse the one found there")
     parser.add_argument("--repeat", type=int, default=1, metavar="K",
                         help="run the evaluation K times; report the median and the best")
     args = parser.parse_args()

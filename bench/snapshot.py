@@ -67,7 +67,7 @@ def run_snapshot(clouds: Path, database: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"snapshot failed: {done.stdout}\n{done.stderr}")
     maxrss = int(re.search(r"maxrss_kb (\d+)", done.stderr).group(1))
-    con = duckdb.connect(str(database.with_name(database.stem + ".readonly.duckdb")), read_only=True)
+    con = duckdb.connect(str(database), read_only=True)  # the catalog; its views read the lake
     counts = dict(con.execute("SELECT resource_type, row_count FROM snapshot_resources").fetchall())
     requests = con.execute("SELECT request_count FROM snapshots").fetchone()[0]
     con.close()

@@ -32,7 +32,7 @@ serve.log. While it runs:
 When job_runs holds --runs runs of the run job that ran and finished (skipped runs, which never started,
 are counted apart), the injector stops, the service gets SIGTERM, and the time it takes to exit and its exit
 code are measured (must be 0, within 10 s). Then the checks, from job_runs (the job store's SQLite file)
-and the published DuckDB copy:
+and the catalog with its lake:
 - runs of the run job and of the digest by outcome, errors grouped (first 60 characters);
 - snapshots by status;
 - no duplicated run: one row per (job, scheduled time), every snapshot id named by one run only;
@@ -90,7 +90,7 @@ from aiosmtpd.controller import Controller
 from auditor.fakecloud import FakeCloud, load_fixture
 from auditor.resources import data_dir
 from auditor.service.runs import JobRuns
-from auditor.store.database import open_reader, published_path
+from auditor.store.database import lake_path, open_reader
 
 RUN_JOB = "run:demo/RegionOne"
 COLLECTION_TIMEOUT = 3
@@ -372,7 +372,7 @@ def group_errors(runs) -> list[tuple[str, int]]:
 
 
 def snapshots(database: Path) -> dict[int, str]:
-    published = published_path(database)
+    published = database
     if not published.is_file():
         return {}
     con = open_reader(published)
@@ -383,7 +383,7 @@ def snapshots(database: Path) -> dict[int, str]:
 
 
 def evaluated(database: Path) -> set[int]:
-    published = published_path(database)
+    published = database
     if not published.is_file():
         return set()
     con = open_reader(published)
@@ -706,7 +706,7 @@ def main() -> int:  # noqa: C901 (one straight story: set up, run, stop, check, 
         else f"exit code {exit_code}")
     if database.is_file():
         row("database size at the end", f"{database.stat().st_size / 2**20:.0f} MB "
-                                        f"(published copy {published_path(database).stat().st_size / 2**20:.0f} MB)")
+                                        f"(lake {sum(f.stat().st_size for f in lake_path(database).rglob('*') if f.is_file()) / 2**20:.0f} MB)")
     print()
     row("check", "verdict", "detail")
     row("---", "---", "---")

@@ -183,3 +183,33 @@ class Serve:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+
+
+def copy_store(source: Path, target: Path, link: bool = False) -> Path:
+    """A copy of the store of `source` (its lake) for `target`, with a catalog of its own; with `link`, the
+    lake's files are hard links (fast; fine for a test that removes files but never rewrites one)."""
+    import shutil
+
+    from auditor.store.database import lake_path, open_for_writing
+
+    shutil.copytree(lake_path(source), lake_path(target), copy_function=os.link if link else shutil.copy2)
+    open_for_writing(target)
+    return target
+
+
+def rewrite_rows(database: Path, table: str, assignment: str, where: str = "true", params=()) -> None:
+    """Tests only: rewrite `table`'s files in the lake of `database` with `UPDATE ... SET <assignment>`
+    applied to its documented columns (`id` of a manifest included). The lake never rewrites a file itself;
+    tests use this to pin times that differ run to run, or to age snapshots."""
+    from auditor.store.database import lake_path
+    from auditor.store.tables import file_columns, relation_sql
+
+    columns = ", ".join(f'"{name}"' for name, _ in file_columns(table))
+    for path in sorted((lake_path(database) / table).glob("*=*/part-0.parquet")):
+        con = duckdb.connect()
+        try:
+            con.execute(f"CREATE TABLE t AS {relation_sql(table, [str(path)])}")
+            con.execute(f"UPDATE t SET {assignment} WHERE {where}", list(params))
+            con.execute(f"COPY (SELECT {columns} FROM t) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+        finally:
+            con.close()

@@ -124,7 +124,8 @@ def test_everything_written_is_owner_only_unless_the_group_may_read(clouds_yaml,
         os.umask(old)
     written = [(p, m, d) for p, m, d in _modes(work) if p != config]
     assert any(p.suffix == ".eml" for p, _, _ in written) and any(p.name == "report.html" for p, _, _ in written)
-    assert any(p.name == "audit.readonly.duckdb" for p, _, _ in written)
+    assert any(p.name == "audit.duckdb" for p, _, _ in written)
+    assert any(p.suffix == ".parquet" and "audit.lake" in p.parts for p, _, _ in written)
     for path, mode, is_dir in written:
         allowed = (0o750 if is_dir else 0o640) if group_readable else (0o700 if is_dir else 0o600)
         assert mode & ~allowed == 0, f"{path.relative_to(work)} is {oct(mode)}"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import query, run_cli
 
-from auditor.store.database import published_path
+from auditor.store.database import lake_path
 
 
 def test_snapshot_then_list_snapshots(clouds_yaml, tmp_path, demo_fixture):
@@ -126,7 +126,7 @@ def test_sigterm_mid_collection_stops_between_pages_and_writes_nothing(clouds_ya
     served = len(fake_cloud.requests_to(r"/servers/detail"))
     assert served < 10, "the collection went on after SIGTERM"
     assert not database.exists() or query(database, "SELECT count(*) FROM snapshots") == [(0,)]
-    assert not published_path(database).exists()
+    assert not list(lake_path(database).glob("*/snapshot_id=1"))  # nothing of it in the lake either
 
 
 def test_demo_runs_the_main_job_and_says_where_the_database_is(tmp_path):

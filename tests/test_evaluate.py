@@ -116,7 +116,7 @@ def test_evaluate_without_a_snapshot_is_a_clear_error(tmp_path):
     config = write_config(tmp_path / "auditor.toml")
     result = run_cli("--config", str(config), "evaluate")
     assert result.returncode == 4
-    assert "no published snapshot database yet" in result.stderr
+    assert "no snapshot database yet" in result.stderr
 
 
 # -- partial snapshots ------------------------------------------------------------------------------------
@@ -335,7 +335,7 @@ def test_the_diff_shows_new_resolved_and_persisting(tmp_path, demo_fixture, monk
     assert persisting == [(False, first_started)]
 
     # the documented auditor queries answer the same (docs/schema.md)
-    published = database.with_name("audit.readonly.duckdb")
+    published = database  # the catalog, opened like any DuckDB file
     examples = _documented_queries()
     assert {r[1] for r in _run(published, examples["what was resolved between two snapshots"],
                                {"old": first, "new": second})} == {"ssh-bastion", "bastion-01"}

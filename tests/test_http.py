@@ -26,7 +26,6 @@ from auditor.rules.catalog import SEVERITIES
 from auditor.rules.evaluate import evaluate, load_ruleset
 from auditor.service.http import CONTENT_SECURITY_POLICY, StatusServer
 from auditor.service.runs import OUTCOMES, JobRuns
-from auditor.store.database import published_path
 
 T0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 ALICE_ERROR = "cloud 'alice': authentication failed: 401 Unauthorized"
@@ -48,7 +47,7 @@ def world(tmp_path_factory, demo_fixture):
     evaluations = evaluate(database, ruleset, [s.snapshot_id for s in snapshots])
     out = folder / "out"
     for snapshot in snapshots:
-        write_report(published_path(database), snapshot.snapshot_id, ruleset.catalog, ReportSettings(out_dir=out),
+        write_report(database, snapshot.snapshot_id, ruleset.catalog, ReportSettings(out_dir=out),
                      formats=("html", "csv", "json"))
     (folder / "auditor.toml").write_text('database = "audit.duckdb"\n# SECRET-CONFIG\n', encoding="utf-8")
     (folder / "outside").mkdir()
@@ -260,7 +259,7 @@ def test_healthz_works_with_no_database_and_no_job_store(world, tmp_path):
 
 def test_an_unreadable_database_is_reported_not_a_crash(world, tmp_path):
     database = tmp_path / "audit.duckdb"
-    published_path(database).write_bytes(b"not a duckdb file" * 1000)
+    database.write_bytes(b"not a duckdb file" * 1000)
     server = make_server(world, database=database)
     try:
         status, _, body = fetch(server.url + "/healthz")

@@ -1,5 +1,5 @@
-"""The database that auditor 0.1.0 wrote (tests/fixtures/release-0.1.0) is what its README says and is read
-by today's code: the starting point that the storage upgrade of issue 12 must convert without loss."""
+"""The database that auditor 0.1.0 wrote (tests/fixtures/release-0.1.0) is what its README says, and this
+release never changes it: every command stops with one line saying so (the lake, part 2, converts it)."""
 
 from __future__ import annotations
 
@@ -40,15 +40,17 @@ def test_the_release_fixture_holds_two_snapshots_and_their_history(release_datab
         assert kept == [(28, 28)]
 
 
-def test_todays_code_reads_the_release_database(release_database):
-    done = run_cli("--database", str(release_database), "findings", "--new", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    new = json.loads(done.stdout)
-    # the SSH rule opened to the world: the group, and the server behind it now reachable
-    assert sorted((f["rule_id"], f["resource_name"]) for f in new) == [
-        ("security_group_admin_ports_not_open_to_world", "mgmt-ssh"),
-        ("server_not_exposed_to_world", "shop-frontend-1")]
-    assert all(f["snapshot_id"] == 2 and f["is_new"] for f in new)
-    done = run_cli("--database", str(release_database), "findings", "--resolved", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    assert [(f["resource_name"], f["resolution"]) for f in json.loads(done.stdout)] == [("rdp-jump-01", "gone")]
+@pytest.mark.parametrize("command", [
+    ["findings", "--new"], ["findings", "--resolved"], ["snapshots"], ["sql", "select count(*) from servers"],
+    ["evaluate"], ["report"], ["snapshot", "--cloud", "demo"], ["run", "--cloud", "demo"],
+])
+def test_every_command_refuses_the_release_database_in_one_line_and_changes_nothing(release_database, command,
+                                                                                     tmp_path, clouds_yaml):
+    files = {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    done = run_cli("--database", str(release_database), *command, cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert f"{release_database}: written by auditor 0.1.0 (schema version 2" in line
+    assert "`auditor upgrade`" in line and "Traceback" not in line
+    assert {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == files
+    assert not (tmp_path / "audit.lake").exists()

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import REPO, query, run_cli, write_clouds_yaml, write_config
+from conftest import REPO, copy_store, query, rewrite_rows, run_cli, write_clouds_yaml, write_config
 from pypdf import PdfReader
 
 from auditor.fakecloud import FakeCloud
@@ -41,11 +41,11 @@ def demo_run(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     [report] = list((folder / "out" / "demo" / "RegionOne").iterdir())
     return {"folder": folder, "config": config, "report": report, "stdout": done.stdout,
-            "database": folder / "audit.duckdb", "published": folder / "audit.readonly.duckdb"}
+            "database": folder / "audit.duckdb"}
 
 
 def test_every_context_key_is_documented(demo_run):
-    context = build_context(demo_run["published"], 1, CATALOG)
+    context = build_context(demo_run["database"], 1, CATALOG)
     assert set(context) == _documented_keys()
 
 
@@ -133,25 +133,19 @@ GOLDEN_HTML = REPO / "tests" / "golden" / "demo_report.html"
 def test_html_matches_the_reviewed_golden_file(demo_run, tmp_path, regenerate_golden):
     """The demo cloud's report with every clock-dependent value pinned: a change to the templates or the
     context shows up here as a diff to review (regenerate with --regenerate-golden)."""
-    import shutil
     from datetime import datetime
-
-    import duckdb
 
     from auditor.report.build import FILES
     from auditor.report.render import render_report
 
-    pinned = tmp_path / "pinned.duckdb"
-    shutil.copyfile(demo_run["published"], pinned)
-    con = duckdb.connect(str(pinned))
-    con.execute("UPDATE snapshots SET started_at = '2026-01-02 03:04:05', finished_at = '2026-01-02 03:04:09', "
-                "tool_version = 'golden'")
-    con.execute("UPDATE snapshot_resources SET seconds = 0.25")
-    con.execute("UPDATE evaluations SET started_at = '2026-01-02 03:05:00', finished_at = '2026-01-02 03:05:01', "
-                "rules_version = 'golden', tool_version = 'golden'")
-    con.execute("UPDATE evaluation_rules SET seconds = 0.01")
-    con.execute("UPDATE findings SET first_seen_at = '2026-01-02 03:04:05' WHERE first_seen_at IS NOT NULL")
-    con.close()
+    pinned = copy_store(demo_run["database"], tmp_path / "pinned.duckdb")
+    rewrite_rows(pinned, "snapshots", "started_at = '2026-01-02 03:04:05', finished_at = '2026-01-02 03:04:09', "
+                                      "tool_version = 'golden'")
+    rewrite_rows(pinned, "snapshot_resources", "seconds = 0.25")
+    rewrite_rows(pinned, "evaluations", "started_at = '2026-01-02 03:05:00', finished_at = '2026-01-02 03:05:01', "
+                                        "rules_version = 'golden', tool_version = 'golden'")
+    rewrite_rows(pinned, "evaluation_rules", "seconds = 0.01")
+    rewrite_rows(pinned, "findings", "first_seen_at = '2026-01-02 03:04:05'", "first_seen_at IS NOT NULL")
     context = build_context(pinned, 1, CATALOG, detail_rows=2**62)
     context.update(generated_at=datetime(2026, 1, 2, 3, 6), tool_version="golden")
     html = render_report(context, "html", dict(FILES))

@@ -22,9 +22,11 @@ import pytest
 from auditor.config import RetentionSettings
 from auditor.errors import RetentionError
 from auditor.report.build import refresh_index, report_folder
-from auditor.store.database import open_reader, open_writer, publish, published_path
+from auditor.store.database import lake_path, open_for_writing, open_reader
 from auditor.pipeline import PruneResult, prune
 from auditor.store.retention import plan_retention
+from auditor.store.tables import table_columns
+from conftest import copy_store
 
 NOW = datetime(2025, 6, 30, 9, 0, tzinfo=UTC)
 NAIVE_NOW = NOW.replace(tzinfo=None)
@@ -34,7 +36,7 @@ DAYS = 365
 ALL_FAILED_WEEK = date(2024, 9, 9)     # a Monday: every prod/RegionOne collection of that ISO week failed
 NO_COMPLETE_WEEK = date(2024, 10, 14)  # a Monday: prod/RegionOne only partial and failed that week
 ALL_FAILED_DAY = date(2025, 5, 20)     # in the daily tier: every prod/RegionOne collection failed
-SAME_SECOND = datetime(2025, 5, 1, 18, 30)  # two complete prod/RegionOne snapshots started in the same second
+SAME_SECOND = datetime(2025, 5, 1, 12, 30)  # two complete prod/RegionOne snapshots started in the same second
 LAB_FAILING_SINCE = NAIVE_NOW - timedelta(days=200)
 EDGE_LAST_DAY = (NAIVE_NOW - timedelta(days=30)).date()  # the edge cloud was last collected 30 days ago
 STALE_SINCE = NAIVE_NOW - timedelta(days=300)  # srv-2 fails from here on
@@ -61,7 +63,7 @@ def _plan_snapshots() -> list[tuple]:
     for i in range(DAYS):
         day = FIRST_DAY + timedelta(days=i)
         week_start = day - timedelta(days=day.weekday())
-        for hour in (0, 6, 12, 18):
+        for hour in (0, 12):  # a file per table and snapshot: twice a day keeps the suite quick
             at = datetime.combine(day, time(hour, 30))
             r = rng.random()
             status = "partial" if r < 0.12 else "failed" if r < 0.2 else "complete"
@@ -127,25 +129,14 @@ def build_year(database: Path) -> list[Snap]:
             "id": snap.id, "cloud": snap.cloud, "region": snap.region, "scope": "cloud", "started_at": snap.started_at,
             "finished_at": snap.started_at + timedelta(minutes=2), "status": snap.status, "tool_version": "test",
             "server_count": 0 if failed else 2 if partial else 3, "error_count": 2 if failed else 1 if partial else 0})
-        for resource_type in ("projects", "servers", "ports", "flavors", "images", "security_groups",
-                              "security_group_rules", "floating_ips", "availability_zones", "server_groups"):
-            status = "failed" if failed else "partial" if partial and resource_type == "servers" else "complete"
-            rows["snapshot_resources"].append({"snapshot_id": snap.id, "resource_type": resource_type,
-                                               "status": status, "row_count": 0, "request_count": 1, "seconds": 0.1})
         for n in range(2 if failed else 1 if partial else 0):
             rows["collection_errors"].append({"snapshot_id": snap.id, "resource_type": "servers", "http_status": 503,
                                               "url": "/v2.1/servers/detail", "message": f"unavailable {n}"})
         rows["retention_notes"].append({"snapshot_id": snap.id, "note": f"added later {snap.id}"})
         if not failed:
-            rows["projects"].append({"snapshot_id": snap.id, "id": "p1", "name": "project-one", "raw": "{}"})
             for n in range(1, 3 if partial else 4):
                 rows["servers"].append({"snapshot_id": snap.id, "id": f"srv-{n}", "name": f"server-{n}",
                                         "project_id": "p1", "status": "ACTIVE", "raw": json.dumps({"id": f"srv-{n}"})})
-            for n in range(4):
-                rows["ports"].append({"snapshot_id": snap.id, "id": f"port-{n}", "project_id": "p1",
-                                      "device_id": f"srv-{n % 3 + 1}", "device_owner": "compute:nova", "raw": "{}"})
-            rows["server_security_groups"].append({"snapshot_id": snap.id, "server_id": "srv-1", "port_id": "port-0",
-                                                   "security_group_id": "sg-1"})
         if not snap.evaluated:
             continue
         evaluation_id += 1
@@ -180,9 +171,6 @@ def build_year(database: Path) -> list[Snap]:
                     "rule_id": rule, "severity": severity, "resource_type": resource_type, "resource_id": resource,
                     "resource_name": resource, "project_id": "p1", "first_seen_at": before["first_seen_at"],
                     "resolution": "passed"})
-        rows["evaluation_waivers"].append({
-            "evaluation_id": evaluation_id, "waiver_id": "w1", "rule_id": "no_tags", "match": "{}", "reason": "test",
-            "owner": "ops", "expires": date(2030, 1, 1), "state": "unmatched", "matched_count": 0})
         rows["evaluation_notes"].append({"evaluation_id": evaluation_id, "note": f"added later {evaluation_id}"})
         rows["evaluations"].append({
             "id": evaluation_id, "snapshot_id": snap.id, "cloud": snap.cloud, "region": snap.region,
@@ -194,23 +182,39 @@ def build_year(database: Path) -> list[Snap]:
         if snap.status == "complete":  # only a complete snapshot becomes a diff base
             previous[(snap.cloud, snap.region)] = (evaluation_id, findings, snap.id)
 
-    with open_writer(database) as con:
-        # Tables a later schema might add: pruning must find them by their key columns.
-        con.execute("CREATE TABLE retention_notes (snapshot_id BIGINT NOT NULL, note VARCHAR)")
-        con.execute("CREATE TABLE evaluation_notes (evaluation_id BIGINT NOT NULL, note VARCHAR)")
-        con.execute("BEGIN")
-        for table, table_rows in rows.items():
-            types = {name: ARROW_TYPES[kind] for name, kind in con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
-            ).fetchall()}
-            names = list(table_rows[0])
-            staged = pa.table({name: pa.array([r[name] for r in table_rows], types[name]) for name in names})
-            con.register("staged", staged)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM staged")
-            con.unregister("staged")
-        con.execute("COMMIT")
-        publish(con, database)
+    _write_year(database, rows)
     return snaps
+
+
+NOTES = {"retention_notes": {"snapshot_id": "BIGINT", "note": "VARCHAR"},  # tables a later schema might add:
+         "evaluation_notes": {"evaluation_id": "BIGINT", "note": "VARCHAR"}}  # prune must find their folders too
+
+
+def _write_year(database: Path, rows: dict[str, list[dict]]) -> None:
+    """Every table's rows into the lake of `database`, one partition per snapshot or evaluation, as the
+    writer lays them out (with the ids claimed), in one COPY per table."""
+    lake = open_for_writing(database)
+    con = duckdb.connect()
+    try:
+        for table, table_rows in rows.items():
+            columns = NOTES.get(table) or dict(table_columns()[table])
+            key = "evaluation_id" if table == "evaluations" or "evaluation_id" in columns else "snapshot_id"
+            source = "id" if table in ("snapshots", "evaluations") else key
+            arrays = {name: pa.array([r.get(name) for r in table_rows], ARROW_TYPES[kind])
+                      for name, kind in columns.items()}
+            con.register("staged", pa.table(arrays))
+            kept = ", ".join(f'"{name}"' for name in columns if name != source)
+            con.execute(f"COPY (SELECT {source} AS {key}, {kept} FROM staged) TO '{lake / table}' "
+                        f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({key}), FILENAME_PATTERN 'part-{{i}}', "
+                        "OVERWRITE_OR_IGNORE)")
+            con.unregister("staged")
+    finally:
+        con.close()
+    for kind, table in (("snapshots", "snapshots"), ("evaluations", "evaluations")):
+        claims = lake / "_ids" / kind
+        claims.mkdir(parents=True, exist_ok=True)
+        for row in rows[table]:
+            (claims / f"{row['id']}.done").touch()
 
 
 @pytest.fixture(scope="module")
@@ -221,12 +225,9 @@ def year(tmp_path_factory) -> tuple[Path, list[Snap]]:
 
 @pytest.fixture
 def db(year, tmp_path) -> Path:
-    """A private copy of the year (the database and its published copy)."""
+    """A private copy of the year (its lake's files hard-linked: pruning removes links, never a shared file)."""
     source, _ = year
-    database = tmp_path / "audit.duckdb"
-    shutil.copyfile(source, database)
-    shutil.copyfile(published_path(source), published_path(database))
-    return database
+    return copy_store(source, tmp_path / "audit.duckdb", link=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -267,27 +268,27 @@ def expected_kept(snaps: list[Snap], policy: RetentionSettings, now: datetime) -
     return kept
 
 
-def keyed_tables(con) -> dict[str, list[str]]:
-    rows = con.execute("""
-        SELECT c.table_name, list(c.column_name ORDER BY c.column_name)
-        FROM information_schema.columns c
-        JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)
-        WHERE t.table_type = 'BASE TABLE' AND c.column_name IN ('snapshot_id', 'evaluation_id')
-        GROUP BY ALL ORDER BY ALL""").fetchall()
-    return dict(rows)
-
-
 def row_counts(database: Path) -> dict[tuple[str, str, int], int]:
-    """(table, key column, key) -> rows, for every table keyed by snapshot or evaluation, plus snapshots."""
-    con = duckdb.connect(str(database), read_only=True)
+    """(table, key column, key) -> rows, for every table folder of the lake keyed by snapshot or evaluation
+    (in the file or in the path), plus snapshots by id; read from the files, not through the catalog."""
+    lake = lake_path(database)
+    con = duckdb.connect()
     try:
         counts = {}
-        for table, columns in keyed_tables(con).items():
-            for column in columns:
-                for key, n in con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY ALL").fetchall():
-                    counts[(table, column, key)] = n
-        for (key,) in con.execute("SELECT id FROM snapshots").fetchall():
-            counts[("snapshots", "id", key)] = 1
+        for folder in sorted(p for p in lake.iterdir() if p.is_dir() and not p.name.startswith("_")):
+            source = f"read_parquet('{folder}/*/part-*.parquet', hive_partitioning = true, union_by_name = true)"
+            if not list(folder.glob("*/part-*.parquet")):
+                continue
+            names = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            for column in sorted(names & {"snapshot_id", "evaluation_id"}):
+                for key, n in con.execute(f"SELECT {column}, count(*) FROM {source} GROUP BY ALL").fetchall():
+                    counts[(folder.name, column, key)] = n
+        catalog = duckdb.connect(str(database), read_only=True)
+        try:
+            for (key,) in catalog.execute("SELECT id FROM snapshots").fetchall():
+                counts[("snapshots", "id", key)] = 1
+        finally:
+            catalog.close()
         return counts
     finally:
         con.close()
@@ -313,7 +314,7 @@ def digest(path: Path) -> str:
                                     RetentionSettings(400, 10)])
 def test_plan_matches_a_plain_reading_of_the_policy(year, policy):
     database, snaps = year
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         kept, pruned = plan_retention(con, policy, NOW)
     finally:
@@ -327,7 +328,7 @@ def test_plan_matches_a_plain_reading_of_the_policy(year, policy):
 
 def test_the_plan_keeps_one_best_snapshot_per_day_and_iso_week(year):
     database, snaps = year
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         kept = set(plan_retention(con, POLICY, NOW)[0])
     finally:
@@ -342,14 +343,14 @@ def test_the_plan_keeps_one_best_snapshot_per_day_and_iso_week(year):
     assert len(across) == 1 and all(len(v) == 1 for v in by_week.values())
     # a week where every collection failed keeps its newest failed snapshot: the record that collection failed
     (failed_week,) = by_week[ALL_FAILED_WEEK.isocalendar()[:2]]
-    assert failed_week.status == "failed" and failed_week.started_at == datetime(2024, 9, 15, 18, 30)
+    assert failed_week.status == "failed" and failed_week.started_at == datetime(2024, 9, 15, 12, 30)
     (partial_week,) = by_week[NO_COMPLETE_WEEK.isocalendar()[:2]]
     week = [s for s in snaps if (s.cloud, s.region) == ("prod", "RegionOne")
             and NO_COMPLETE_WEEK <= s.started_at.date() < NO_COMPLETE_WEEK + timedelta(days=7)]
     assert partial_week == max((s for s in week if s.status == "partial"), key=lambda s: s.started_at)
     # the daily tier: one per date; a day of failures keeps one failed snapshot
     failed_day = [s for s in prod if s.started_at.date() == ALL_FAILED_DAY]
-    assert [(s.status, s.started_at.time()) for s in failed_day] == [("failed", time(18, 30))]
+    assert [(s.status, s.started_at.time()) for s in failed_day] == [("failed", time(12, 30))]
     # two complete snapshots started in the same second: the one with the higher id wins
     twins = sorted(s.id for s in snaps if s.started_at == SAME_SECOND and s.cloud == "prod")
     assert len(twins) == 2 and twins[1] in kept and twins[0] not in kept
@@ -366,12 +367,14 @@ def test_prune_removes_every_row_of_pruned_snapshots_and_nothing_of_kept_ones(db
     assert isinstance(result, PruneResult) and not result.dry_run
     kept = expected_kept(snaps, POLICY, NOW)
     pruned = {s.id for s in snaps} - kept
-    assert set(result.pruned) == pruned and result.kept == len(kept) and len(pruned) > 2000
-    assert result.summary() == f"pruned {len(pruned)} of {len(snaps)} snapshots (kept {len(kept)}); " \
-                               f"0 report folders removed"
+    assert set(result.pruned) == pruned and result.kept == len(kept) and len(pruned) > 1000
+    assert result.summary() == f"pruned {len(pruned)} of {len(snaps)} snapshots (kept {len(kept)}, " \
+                               f"{result.bytes_freed / 2**20:.1f} MB freed); 0 report folders removed"
+    assert result.bytes_freed > 0
     after = row_counts(db)
+    # a file per table and snapshot or evaluation: a few tables of each kind stand for all (pruning is by folder)
     assert {table for table, _, _ in before} >= {"retention_notes", "evaluation_notes", "servers", "findings",
-                                                "resolved_findings", "evaluation_waivers", "evaluation_rules"}
+                                                "resolved_findings", "evaluation_rules", "collection_errors"}
 
     def snapshot_of(table, column, key):
         return evaluations[key] if column == "evaluation_id" else key
@@ -448,11 +451,11 @@ def test_a_cloud_failing_for_200_days_keeps_its_newest_complete_snapshot(db, yea
         con.close()
 
 
-def test_published_copy_follows_and_a_second_prune_removes_nothing(db, year):
+def test_the_catalog_follows_and_a_second_prune_removes_nothing(db, year):
     _, snaps = year
     result = prune(db, POLICY, None, now=NOW)
     kept = expected_kept(snaps, POLICY, NOW)
-    con = open_reader(published_path(db))
+    con = open_reader(db)
     try:
         assert {r[0] for r in con.execute("SELECT id FROM snapshots").fetchall()} == kept
         assert con.execute("SELECT count(*) FROM servers WHERE snapshot_id IN (SELECT unnest(?))",
@@ -528,12 +531,12 @@ def test_dry_run_changes_nothing_and_returns_the_same_plan(db, year, tmp_path):
         if snap.cloud == "edge":
             _write_fake_report(out, snap)
     refresh_index(out)
-    files_before = {p: digest(p) for p in [db, published_path(db), *out.rglob("*")] if p.is_file()}
+    files_before = {p: digest(p) for p in [db, *lake_path(db).rglob("*"), *out.rglob("*")] if p.is_file()}
     listing_before = sorted(p.name for p in db.parent.iterdir())
 
     dry = prune(db, POLICY, out, now=NOW, dry_run=True)
 
-    assert {p: digest(p) for p in [db, published_path(db), *out.rglob("*")] if p.is_file()} == files_before
+    assert {p: digest(p) for p in [db, *lake_path(db).rglob("*"), *out.rglob("*")] if p.is_file()} == files_before
     assert sorted(p.name for p in db.parent.iterdir()) == listing_before  # no .wal, no temporary file
     assert dry.dry_run and dry.rows_deleted == {} and dry.report_folders_failed == []
     assert dry.summary().startswith(f"would prune {len(dry.pruned)} of {len(snaps)} snapshots")

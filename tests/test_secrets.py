@@ -55,11 +55,21 @@ def _file_texts(folder: Path, skip: set[Path]):
             continue
         if path.suffix == ".duckdb":
             yield path, _database_text(path)
+        elif path.suffix == ".parquet":  # zstd-compressed: read back, every row
+            yield path, _parquet_text(path)
         elif path.suffix == ".pdf":
             yield path, "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
             yield path, path.read_bytes().decode("latin-1")
         else:
             yield path, path.read_bytes().decode("utf-8", "replace")
+
+
+def _parquet_text(path: Path) -> str:
+    con = duckdb.connect()
+    try:
+        return repr(con.execute("SELECT * FROM read_parquet(?, hive_partitioning = false)", [str(path)]).fetchall())
+    finally:
+        con.close()
 
 
 def _database_text(path: Path) -> str:
@@ -111,7 +121,7 @@ def test_no_secret_reaches_output_or_files_at_debug_verbosity(tmp_path, demo_fix
             assert METADATA_VALUE not in text  # metadata values are never logged
     written = list(_file_texts(work, skip=set()))
     names = {path.name for path, _ in written}
-    assert {"report.pdf", "report.html", "findings.csv", "audit.duckdb", "audit.readonly.duckdb"} <= names
+    assert {"report.pdf", "report.html", "findings.csv", "audit.duckdb", "part-0.parquet"} <= names
     assert any(name.endswith(".eml") for name in names)
     for path, text in written:
         for name, secret in [*SECRETS.items(), *(("token", t) for t in tokens)]:

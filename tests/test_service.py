@@ -13,7 +13,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from conftest import Serve, query, run_cli, wait_until, write_clouds_yaml, write_config
+from conftest import Serve, query, rewrite_rows, run_cli, wait_until, write_clouds_yaml, write_config
 from mailserver import PASSWORD, USER, free_port, make_pki, start_smtp
 from prometheus_client.parser import text_string_to_metric_families
 from pypdf import PdfReader
@@ -248,17 +248,10 @@ def test_jobs_lists_the_schedule_and_the_runs(tmp_path, clouds_yaml, monkeypatch
 
 
 def _age_snapshots(database: Path, ids: list[int], days: int) -> None:
-    """Move snapshots back in time, in the database and its published copy (what a year of runs would do)."""
-    import duckdb
-
-    for path in (database, database.with_name("audit.readonly.duckdb")):
-        con = duckdb.connect(str(path))
-        try:
-            for offset, snapshot_id in enumerate(ids):
-                con.execute("UPDATE snapshots SET started_at = now()::TIMESTAMP - INTERVAL (?) DAY + INTERVAL (?) MINUTE "
-                            "WHERE id = ?", [days, offset, snapshot_id])
-        finally:
-            con.close()
+    """Move snapshots back in time (what a year of runs would do)."""
+    for offset, snapshot_id in enumerate(ids):
+        rewrite_rows(database, "snapshots", "started_at = now()::TIMESTAMP - INTERVAL (?) DAY + INTERVAL (?) MINUTE",
+                     "id = ?", [days, offset, snapshot_id])
 
 
 def test_prune_applies_the_policy_and_refuses_without_one(tmp_path, clouds_yaml):

@@ -73,7 +73,7 @@ def test_html_and_unicode_names_come_back_verbatim(database):
 def test_no_database_yet_is_a_clear_error(tmp_path):
     done = run_cli("--database", str(tmp_path / "none.duckdb"), "sql", "select 1")
     assert done.returncode == 4
-    assert "no published snapshot database" in done.stderr
+    assert "no snapshot database yet" in done.stderr
 
 
 def test_terminal_control_characters_in_tenant_text_are_shown_escaped(database):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, query, run_cli, snapshot_into, write_clouds_yaml
+from conftest import REPO, query, rewrite_rows, run_cli, snapshot_into, write_clouds_yaml, write_config
 
 from auditor.fakecloud import FakeCloud, generate_cloud
-from auditor.store.database import published_path
+from auditor.store.database import lake_path
 
 
 def _documented_tables() -> dict[str, dict[str, str]]:
@@ -36,19 +36,19 @@ def _documented_tables() -> dict[str, dict[str, str]]:
 def test_schema_document_and_database_agree(clouds_yaml, tmp_path):
     database = tmp_path / "audit.duckdb"
     snapshot_into(database)
+    documented = _documented_tables()
     actual: dict[str, dict[str, str]] = {}
     for table, column, kind in query(
         database,
-        "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
-        "JOIN information_schema.tables t USING (table_name) WHERE t.table_type = 'BASE TABLE' "
-        "ORDER BY c.table_name, c.ordinal_position",
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_name IN (SELECT unnest(?)) ORDER BY table_name, ordinal_position", [list(documented)],
     ):
         actual.setdefault(table, {})[column] = kind
-    assert _documented_tables() == actual
+    assert documented == actual
     views = {r[0] for r in query(database, "SELECT view_name FROM duckdb_views() WHERE NOT internal")}
     text = (REPO / "docs" / "schema.md").read_text(encoding="utf-8")
     assert "latest_snapshots" in views and "`latest_<table>`" in text
-    for view in views - {"latest_snapshots"}:
+    for view in {v for v in views if v.startswith("latest_")} - {"latest_snapshots"}:
         assert view.removeprefix("latest_") in actual, view
 
 
@@ -111,16 +111,16 @@ def test_latest_views_show_the_newest_complete_snapshot(clouds_yaml, fake_cloud,
     assert query(database, "SELECT count(*) FROM snapshots")[0][0] == 3
 
 
-def test_a_reader_holding_the_published_copy_never_blocks_the_writer(clouds_yaml, tmp_path):
+def test_a_reader_holding_the_catalog_never_blocks_the_writer_and_sees_each_new_snapshot(clouds_yaml, tmp_path):
     database = tmp_path / "audit.duckdb"
     snapshot_into(database)
     reader = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time\n"
-         f"c = duckdb.connect({str(published_path(database))!r}, read_only=True)\n"
+         f"c = duckdb.connect({str(database)!r}, read_only=True)\n"
          "print(c.execute('select count(*) from snapshots').fetchone()[0], flush=True)\n"
          "sys.stdin.readline()\n"
          "print(c.execute('select count(*) from snapshots').fetchone()[0], flush=True)\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path.parent,
     )
     try:
         assert reader.stdout.readline().strip() == "1"
@@ -128,30 +128,28 @@ def test_a_reader_holding_the_published_copy_never_blocks_the_writer(clouds_yaml
         assert result.status == "complete"
         reader.stdin.write("\n")
         reader.stdin.flush()
-        assert reader.stdout.readline().strip() == "1"  # the open reader keeps its consistent view
+        assert reader.stdout.readline().strip() == "2"  # the open connection sees the new snapshot
     finally:
         reader.kill()
         reader.wait()
-    assert query(published_path(database), "SELECT count(*) FROM snapshots")[0][0] == 2
 
 
-def test_the_writer_waits_for_another_process_holding_the_file(clouds_yaml, tmp_path):
+def test_a_process_holding_the_catalog_for_writing_is_named_in_one_line(clouds_yaml, tmp_path):
     database = tmp_path / "audit.duckdb"
     snapshot_into(database)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, time\n"
-         f"c = duckdb.connect({str(database)!r})\nprint('held', flush=True)\ntime.sleep(1.5)\nc.close()\n"],
+         f"c = duckdb.connect({str(database)!r})\nprint('held', flush=True)\ntime.sleep(30)\n"],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(duckdb.IOException):  # the file really is held now
-            duckdb.connect(str(database))
-        [result] = snapshot_into(database)
-        assert result.status == "complete"
+        done = run_cli("--database", str(database), "snapshots")
     finally:
+        holder.kill()
         holder.wait()
-    assert query(database, "SELECT count(*) FROM snapshots")[0][0] == 2
+    assert done.returncode == 4
+    assert "another process holds it open for writing" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.fixture(scope="session")
@@ -164,32 +162,18 @@ def old_duckdb(tmp_path_factory) -> Path:
     return cache
 
 
-def test_duckdb_1_4_reads_the_published_copy(clouds_yaml, tmp_path, old_duckdb, demo_fixture):
+def test_duckdb_1_4_reads_the_catalog_and_its_lake(clouds_yaml, tmp_path, old_duckdb, demo_fixture):
     database = tmp_path / "audit.duckdb"
     snapshot_into(database)
     snapshot_into(database)
     script = ("import duckdb; c = duckdb.connect(__import__('sys').argv[1], read_only=True); "
               "print(duckdb.__version__, c.execute('select count(*) from latest_servers').fetchone()[0])")
-    done = subprocess.run([sys.executable, "-S", "-c", script, str(published_path(database))],
+    done = subprocess.run([sys.executable, "-S", "-c", script, str(database)], cwd=REPO,  # another folder
                           env={**os.environ, "PYTHONPATH": str(old_duckdb)}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     version, servers = done.stdout.split()
     assert version.startswith("1.4.")
     assert int(servers) == len(demo_fixture["servers"])
-
-
-def _holds(pid: int, path: Path) -> bool:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except FileNotFoundError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixture):
@@ -200,17 +184,17 @@ def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixtu
         database = tmp_path / "audit.duckdb"
         assert run_cli("--database", str(database), "snapshot", "--cloud", "demo", env=env).returncode == 0
         before = query(database, "SELECT id, status, server_count FROM snapshots")
-        published_before = published_path(database).read_bytes()
+        catalog_before = database.read_bytes()
 
         writer = subprocess.Popen([sys.executable, "-m", "auditor", "--database", str(database), "snapshot",
                                    "--cloud", "big"], env={**os.environ, **env},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        staging = lake_path(database) / "_staging"
         deadline = time.monotonic() + 120
-        while not _holds(writer.pid, database):
-            assert writer.poll() is None, "the snapshot ended before it opened the database"
+        while not list(staging.glob("snapshot-*/*/part-0.parquet")):  # killed while writing its Parquet files
+            assert writer.poll() is None, "the snapshot ended before it wrote a file"
             assert time.monotonic() < deadline
             time.sleep(0.001)
-        time.sleep(0.05)
         writer.send_signal(signal.SIGKILL)
         assert writer.wait() == -signal.SIGKILL, "the writer finished before it could be killed"
 
@@ -218,49 +202,62 @@ def test_kill_9_while_writing_leaves_the_database_as_it_was(tmp_path, demo_fixtu
     for table in ("servers", "ports", "security_group_rules", "snapshot_resources", "collection_errors"):
         ids = {r[0] for r in query(database, f"SELECT DISTINCT snapshot_id FROM {table}")}
         assert ids <= {before[0][0]}, table
-    assert published_path(database).read_bytes() == published_before
-    # the killed writer's spooled pages are removed by the next run
-    assert list(tmp_path.glob(".auditor-spool-*"))
+    assert database.read_bytes() == catalog_before
+    # what the killed writer left (its staging folder, its spooled pages) is removed by the next run
+    assert list(staging.iterdir()) and list(tmp_path.glob(".auditor-spool-*"))
     with FakeCloud(demo_fixture) as demo:
         write_clouds_yaml(clouds, {"demo": demo.clouds_yaml_entry()})
         assert run_cli("--database", str(database), "snapshot", "--cloud", "demo", env=env).returncode == 0
-    assert not list(tmp_path.glob(".auditor-spool-*"))
+    assert not list(tmp_path.glob(".auditor-spool-*")) and list(staging.iterdir()) == []
+    assert [r[1] for r in query(database, "SELECT id, status FROM snapshots ORDER BY id")] == ["complete"] * 2
 
 
-def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_snapshots(clouds_yaml, tmp_path):
-    from auditor.config import RulesSettings
-    from auditor.rules.evaluate import evaluate, load_ruleset
-
-    database = tmp_path / "audit.duckdb"
-    [first] = snapshot_into(database)
-    _as_version_1(database)
-
-    [result] = evaluate(database, load_ruleset(RulesSettings()), [first.snapshot_id])
-    assert result.evaluation_id == 1
-    assert query(database, "SELECT value FROM schema_info") == [("2",)]
-    assert query(published_path(database), "SELECT count(*) FROM latest_findings")[0][0] > 0
-    assert query(database, "SELECT count(*) FROM servers WHERE snapshot_id = ?", [first.snapshot_id])[0][0] == 19
+_HELD_OPEN_READER = """
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+for _ in sys.stdin:
+    snapshots = [r[0] for r in con.execute("select id from snapshots order by id").fetchall()]
+    evaluations = [r[0] for r in con.execute("select id from evaluations order by id").fetchall()]
+    servers = con.execute("select count(*) from servers").fetchall()[0][0]
+    print(json.dumps([duckdb.__version__, snapshots, evaluations, servers]), flush=True)
+"""
 
 
-def _as_version_1(database: Path) -> None:
-    """Make `database` (and its published copy) what auditor 0.x, schema version 1, left behind."""
-    con = duckdb.connect(str(database))
-    con.execute("DROP VIEW latest_findings; DROP VIEW latest_evaluations")
-    for table in ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers"):
-        con.execute(f"DROP TABLE {table}")
-    con.execute("DROP SEQUENCE evaluation_id_seq")
-    con.execute("UPDATE schema_info SET value = '1'")
-    con.execute("CHECKPOINT")
-    con.close()
-    shutil.copyfile(database, published_path(database))
+def test_a_duckdb_1_4_reader_held_open_sees_runs_appear_and_a_pruned_snapshot_go(clouds_yaml, tmp_path, old_duckdb,
+                                                                                  demo_fixture):
+    """The issue's promise to auditors: a DuckDB 1.4 process, started from another folder, keeps the catalog
+    open while snapshots, evaluations and a prune run; none of them waits on it, and it sees each change."""
+    config = write_config(tmp_path / "auditor.toml", "[retention]\nkeep_all_days = 1\ndaily_days = 0\n")
 
+    def auditor(*args):
+        done = run_cli("--config", str(config), *args, cwd=tmp_path, timeout=120)  # never waits on the reader
+        assert done.returncode == 0, (args, done.stderr)
 
-def test_reading_findings_of_a_version_1_database_is_a_clear_message(clouds_yaml, tmp_path):
-    database = tmp_path / "audit.duckdb"
-    snapshot_into(database)
-    _as_version_1(database)
-    for command in (["findings"], ["report", "--out", str(tmp_path / "out")]):
-        done = run_cli("--database", str(database), *command)
-        assert done.returncode == 7, done.stderr
-        assert "Traceback" not in done.stderr and "(run `auditor" in done.stderr
-    assert query(database, "SELECT value FROM schema_info") == [("2",)]
+    auditor("snapshot", "--cloud", "demo")
+    reader = subprocess.Popen([sys.executable, "-S", "-c", _HELD_OPEN_READER, str(tmp_path / "audit.duckdb")],
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(old_duckdb)},
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def seen():
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        return json.loads(reader.stdout.readline())
+
+    servers = len(demo_fixture["servers"])
+    try:
+        version, *state = seen()
+        assert version.startswith("1.4.") and state == [[1], [], servers]
+        auditor("snapshot", "--cloud", "demo")
+        auditor("snapshot", "--cloud", "demo")
+        assert seen()[1:] == [[1, 2, 3], [], 3 * servers]
+        auditor("evaluate", "--snapshot", "2")
+        auditor("evaluate")  # the newest: snapshot 3
+        assert seen()[1:] == [[1, 2, 3], [1, 2], 3 * servers]
+        rewrite_rows(tmp_path / "audit.duckdb", "snapshots", "started_at = started_at - INTERVAL 30 DAY",
+                     "id IN (1, 2)")  # a month old: the weekly tier keeps one of them, snapshot 2 (evaluated)
+        auditor("prune")
+        assert seen()[1:] == [[2, 3], [1, 2], 2 * servers]
+    finally:
+        reader.kill()
+        reader.wait()

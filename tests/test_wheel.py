@@ -53,7 +53,7 @@ def test_wheel_installed_elsewhere_serves_snapshots_and_evaluates_from_another_d
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
-    con = duckdb.connect(str(elsewhere / "audit.readonly.duckdb"), read_only=True)
+    con = duckdb.connect(str(elsewhere / "audit.duckdb"), read_only=True)  # the catalog, read by any DuckDB
     try:
         assert con.execute("SELECT status, server_count > 0 FROM snapshots").fetchall() == [("complete", True)]
         rules = con.execute("SELECT count(*), count(*) FILTER (WHERE outcome = 'ran') FROM evaluation_rules").fetchall()

@@ -54,21 +54,21 @@ def path_part(text: str | None) -> str:
     return part[:100]
 
 
-def write_report(published: Path, snapshot_id: int, catalog: Catalog, settings: ReportSettings,
+def write_report(database: Path, snapshot_id: int, catalog: Catalog, settings: ReportSettings,
                  formats: tuple[str, ...] = FORMATS, out_dir: Path | None = None) -> ReportResult:
     """Write the report folder of `snapshot_id` (its newest evaluation) and refresh the archive page."""
     try:
-        return _write_report(published, snapshot_id, catalog, settings, formats, out_dir)
+        return _write_report(database, snapshot_id, catalog, settings, formats, out_dir)
     except OSError as exc:  # an unwritable or full output folder: nothing half-written stays visible
         raise ReportError(f"cannot write to the output folder: {exc}") from None
 
 
-def _write_report(published: Path, snapshot_id: int, catalog: Catalog, settings: ReportSettings,
+def _write_report(database: Path, snapshot_id: int, catalog: Catalog, settings: ReportSettings,
                   formats: tuple[str, ...], out_dir: Path | None) -> ReportResult:
     started = time.perf_counter()
     out = Path(out_dir or settings.out_dir).absolute()
     full = "html" in formats  # the HTML lists every failing row, the PDF at most pdf_max_rows
-    html_context = build_context(published, snapshot_id, catalog,
+    html_context = build_context(database, snapshot_id, catalog,
                                  detail_rows=2**62 if full else settings.pdf_max_rows)
     snapshot, evaluation = html_context["snapshot"], html_context["evaluation"]
     folder = report_folder(out, snapshot)
@@ -80,11 +80,11 @@ def _write_report(published: Path, snapshot_id: int, catalog: Catalog, settings:
     try:
         written = {key: name for key, name in FILES.items() if _wanted(key, formats)}
         if "findings_csv" in written:
-            write_findings_csv(published, evaluation["id"], staging / FILES["findings_csv"])
+            write_findings_csv(database, evaluation["id"], staging / FILES["findings_csv"])
         if "inventory_csv" in written:
-            write_inventory_csv(published, snapshot_id, staging / FILES["inventory_csv"])
+            write_inventory_csv(database, snapshot_id, staging / FILES["inventory_csv"])
         if "findings_json" in written:
-            con = open_reader(published)
+            con = open_reader(database)
             try:
                 write_findings_json(con, evaluation["id"], snapshot, evaluation, staging / FILES["findings_json"])
             finally:
@@ -95,7 +95,7 @@ def _write_report(published: Path, snapshot_id: int, catalog: Catalog, settings:
         if "pdf" in written:
             from auditor.report.pdf import render_pdf
 
-            pdf_context = build_context(published, snapshot_id, catalog, detail_rows=settings.pdf_max_rows) \
+            pdf_context = build_context(database, snapshot_id, catalog, detail_rows=settings.pdf_max_rows) \
                 if full else html_context
             pdf = render_pdf(render_report(pdf_context, "pdf", links), staging / FILES["pdf"],
                              timeout=settings.pdf_timeout, memory_limit_mb=settings.pdf_memory_limit_mb)
@@ -202,11 +202,11 @@ def _refresh_index(out: Path) -> Path:
     return index
 
 
-def snapshots_to_report(published: Path, spec: str | int, cloud: str | None = None) -> list[int]:
+def snapshots_to_report(database: Path, spec: str | int, cloud: str | None = None) -> list[int]:
     """`latest`: the newest evaluated snapshot of each cloud/region; else one evaluated snapshot id."""
     from auditor.errors import EvaluationError
 
-    con = open_reader(published)
+    con = open_reader(database)
     try:
         if str(spec) == "latest":
             rows = con.execute("SELECT snapshot_id FROM latest_evaluations WHERE ? IS NULL OR cloud = ? "

@@ -1,4 +1,4 @@
-"""The report context: everything a report shows, read from the published copy in one place.
+"""The report context: everything a report shows, read through the catalog in one place.
 
 Templates see only this (documented key by key in docs/report-context.md; a test checks that every key is
 documented). Values are plain Python: str, int, float, bool, None, datetime, lists and dicts. Tenant text
@@ -24,12 +24,12 @@ TREND_POINTS = 12
 TOP_RISKS = 20  # the first page's list; the rest follow under their rules
 
 
-def build_context(published: Path, snapshot_id: int, catalog: Catalog, detail_rows: int = 1000) -> dict[str, Any]:
+def build_context(database: Path, snapshot_id: int, catalog: Catalog, detail_rows: int = 1000) -> dict[str, Any]:
     """The context of the report of `snapshot_id`, judged by its newest evaluation.
 
     `detail_rows` caps the failing resources listed under the rules (most severe first); `findings.csv`
     always has them all. The HTML passes a cap large enough for every row."""
-    con = open_reader(published)
+    con = open_reader(database)
     try:
         return _Builder(con, snapshot_id, catalog, detail_rows).build()
     finally:

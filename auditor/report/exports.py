@@ -16,7 +16,7 @@ import orjson
 from auditor.collect.paging import sql_literal
 from auditor.output import FORMULA_RE2
 from auditor.rules.catalog import SEVERITY_ORDER_SQL
-from auditor.store.database import open_snapshot_file
+from auditor.store.database import open_for_export
 
 FINDING_COLUMNS = ("severity", "status", "rule_id", "resource_type", "resource_id", "resource_name", "project_id",
                    "project_name", "reason", "waived", "waiver_id", "first_seen_at", "is_new", "snapshot_id",
@@ -60,11 +60,11 @@ _GUARD = ("CASE WHEN typeof({c}) = 'VARCHAR' AND regexp_matches(CAST({c} AS VARC
           + ") THEN '''' || CAST({c} AS VARCHAR) ELSE CAST({c} AS VARCHAR) END")
 
 
-def _write_csv(published: Path, sql: str, key: int, columns: tuple[str, ...], target: Path) -> None:
+def _write_csv(database: Path, sql: str, key: int, columns: tuple[str, ...], target: Path) -> None:
     """One of our fixed queries to CSV with DuckDB's COPY (Python's csv module took 2 s for 176,000 rows).
-    COPY needs file access, which readers of the published copy do not get: this connection runs only
+    COPY needs file access, which readers of the catalog do not get: this connection runs only
     the queries of this module, never user SQL."""
-    con = open_snapshot_file(published)
+    con = open_for_export(database)
     try:
         guarded = ", ".join(f"{_GUARD.format(c=c)} AS {c}" for c in columns)
         query = sql.replace("?", str(int(key)), 1)
@@ -74,12 +74,12 @@ def _write_csv(published: Path, sql: str, key: int, columns: tuple[str, ...], ta
         con.close()
 
 
-def write_findings_csv(published: Path, evaluation_id: int, target: Path) -> None:
-    _write_csv(published, _FINDINGS_SQL, evaluation_id, FINDING_COLUMNS, target)
+def write_findings_csv(database: Path, evaluation_id: int, target: Path) -> None:
+    _write_csv(database, _FINDINGS_SQL, evaluation_id, FINDING_COLUMNS, target)
 
 
-def write_inventory_csv(published: Path, snapshot_id: int, target: Path) -> None:
-    _write_csv(published, _INVENTORY_SQL, snapshot_id, INVENTORY_COLUMNS, target)
+def write_inventory_csv(database: Path, snapshot_id: int, target: Path) -> None:
+    _write_csv(database, _INVENTORY_SQL, snapshot_id, INVENTORY_COLUMNS, target)
 
 
 def write_findings_json(con, evaluation_id: int, snapshot: dict, evaluation: dict, target: Path) -> int:

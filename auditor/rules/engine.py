@@ -9,6 +9,7 @@ a rule-level `skip` row that says what was missing: missing data never reads as 
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -64,11 +65,30 @@ class InputState:
 
 
 def rule_inputs(con, sql: str) -> frozenset[str]:
-    """The resource listings a rule's query reads (on a prepared connection, which knows the helper
-    macros). The table-name parser refuses parameters, so they are replaced by NULL first."""
+    """The resource listings a rule's query reads. The table-name parser refuses parameters, so they are
+    replaced by NULL first; and it replaces the constants of the views it expands by NULL, which a view over
+    Parquet files refuses, so it runs on an environment of empty tables of its own, not on `con`."""
     if sql not in _INPUTS:
-        _INPUTS[sql] = frozenset(inputs_of(set(con.get_table_names(_PARAM.sub("NULL", sql)))))
+        with _NAMES_LOCK:
+            names = _names_connection().get_table_names(_PARAM.sub("NULL", sql))
+        _INPUTS[sql] = frozenset(inputs_of(set(names)))
     return _INPUTS[sql]
+
+
+_NAMES_LOCK = threading.Lock()
+
+
+@functools.cache
+def _names_connection():
+    """An in-memory rule environment over empty tables: the same names as an evaluation's, no files."""
+    from auditor.rules.environment import prepare
+    from auditor.store.tables import SANDBOX_CONFIG, latest_views_sql, schema_sql
+
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    con.execute(schema_sql())
+    con.execute(latest_views_sql())
+    prepare(con, 0, [])
+    return con
 
 
 def sql_error_text(exc: Exception, rule: Rule) -> str:

@@ -8,9 +8,12 @@ connection itself stays read-only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from auditor.rules.catalog import InstanceType
 from auditor.store.helpers import helpers_sql
-from auditor.store.tables import RESOURCE_TABLES
+from auditor.store.lake import partition_file, schema_file
+from auditor.store.tables import RESOURCE_TABLES, relation_sql
 
 # Tables of one snapshot, by the name rules use.
 SNAPSHOT_TABLES = RESOURCE_TABLES + ("snapshot_resources", "collection_errors")
@@ -36,14 +39,18 @@ SELECT vcpus, ram_mb, disk_gb, min(name) AS instance_type FROM instance_types GR
 """
 
 
-def prepare(con, snapshot_id: int, instance_types: list[InstanceType]) -> None:
-    """Create the rule environment for `snapshot_id` on `con` (read-only or not)."""
+def prepare(con, snapshot_id: int, instance_types: list[InstanceType], lake: Path | None = None) -> None:
+    """Create the rule environment for `snapshot_id` on `con` (read-only or not). With `lake`, each table is
+    read from the snapshot's own Parquet file, so a rule's cost does not grow with the history (a glob over
+    every snapshot's folder would); without, from the tables or views of `con`'s database."""
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     source = '"' + catalog.replace('"', '""') + '".main'
     sid = int(snapshot_id)
     for table in SNAPSHOT_TABLES:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {source}.{table} WHERE snapshot_id = {sid}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW snapshot AS SELECT * FROM {source}.snapshots WHERE id = {sid}")
+        relation = f"({own_partition(lake, table, sid)})" if lake else f"{source}.{table}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {relation} WHERE snapshot_id = {sid}")
+    manifest = f"({own_partition(lake, 'snapshots', sid)})" if lake else f"{source}.snapshots"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW snapshot AS SELECT * FROM {manifest} WHERE id = {sid}")
     con.execute("CREATE OR REPLACE TEMP TABLE instance_types "
                 "(name VARCHAR, description VARCHAR, vcpus INTEGER, ram_mb BIGINT, disk_gb BIGINT)")
     con.execute("CREATE OR REPLACE TEMP TABLE instance_type_flavors (instance_type VARCHAR, flavor_name VARCHAR)")
@@ -54,6 +61,13 @@ def prepare(con, snapshot_id: int, instance_types: list[InstanceType]) -> None:
         if pairs:
             con.executemany("INSERT INTO instance_type_flavors VALUES (?, ?)", pairs)
     con.execute(HELPERS_SQL)
+
+
+def own_partition(lake: Path, table: str, item_id: int) -> str:
+    """A SELECT of `table`'s rows of one snapshot or evaluation, from its own file in the lake (its schema
+    file when the table has no rows there)."""
+    path = partition_file(lake, table, item_id)
+    return relation_sql(table, [str(path if path.is_file() else schema_file(lake, table))])
 
 
 def inputs_of(table_names: set[str]) -> set[str]:

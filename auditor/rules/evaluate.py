@@ -1,8 +1,9 @@
 """An evaluation: every enabled rule on one snapshot, then waivers and the diff with the previous
 evaluated snapshot of the same cloud/region, stored as `evaluations`, `findings` and friends.
 
-Rules read the published read-only copy; the results are written to the database in one transaction and
-published again, so a crash leaves no half-written evaluation.
+Rules read the snapshot's own Parquet files through the catalog, sandboxed; the results are written into the
+lake as one evaluation, visible only once every file is in place (auditor/store/lake.py), so a crash leaves
+no half-written evaluation.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from auditor.rules.catalog import (
     same_param_type,
 )
 from auditor.rules.engine import InputState, RuleRun, run_rules
-from auditor.rules.environment import prepare
+from auditor.rules.environment import own_partition, prepare
 from auditor.rules.waivers import Waiver, load_waivers
-from auditor.store.database import ensure_current_schema, open_reader, published_path
+from auditor.store.database import lake_path, open_reader
+from auditor.store.lake import SCHEMA_ID
 from auditor.store.writer import write_evaluation
 
 log = logging.getLogger(__name__)
@@ -131,7 +133,7 @@ class EvaluationResult:
 # -- choosing snapshots -----------------------------------------------------------------------------------
 def select_snapshots(database: Path, spec: str | int, cloud: str | None = None) -> list[int]:
     """`latest`: the newest snapshot of each cloud/region that holds data (complete or partial); else one id."""
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         if str(spec) == "latest":
             rows = con.execute(
@@ -161,7 +163,6 @@ def evaluate(database: Path, ruleset: RuleSet, snapshot_ids: list[int], today: d
              stop: threading.Event | None = None) -> list[EvaluationResult]:
     """Evaluate each snapshot in turn. `stop` (SIGTERM) interrupts the running rule; the evaluation in
     progress is then not written, and EvaluationCancelled is raised."""
-    ensure_current_schema(database)
     results = []
     # The work runs in a thread so that the main thread stays in Python, where signal handlers run: a
     # handler cannot run while the main thread waits inside a DuckDB query.
@@ -182,7 +183,8 @@ def evaluate_one(database: Path, ruleset: RuleSet, snapshot_id: int, today: date
     started_at = _utcnow()
     clock = time.perf_counter()
     today = today or started_at.date()
-    con = open_reader(published_path(database))
+    con = open_reader(database)
+    lake = lake_path(database)
     try:
         snap = con.execute("SELECT cloud, region, status, started_at FROM snapshots WHERE id = ?",
                            [snapshot_id]).fetchall()
@@ -190,12 +192,14 @@ def evaluate_one(database: Path, ruleset: RuleSet, snapshot_id: int, today: date
             raise EvaluationError(f"no snapshot with id {snapshot_id}")
         cloud, region, snapshot_status, snapshot_started = snap[0]
         previous = _previous_evaluation(con, cloud, region, snapshot_id, snapshot_started)
-        prepare(con, snapshot_id, ruleset.instance_types)
+        prepare(con, snapshot_id, ruleset.instance_types, lake)
         runs = [RuleRun(rule, ruleset.params[rule.id]) for rule in ruleset.enabled]
         run_rules(con, runs, InputState.read(con), ruleset.timeout, stop)
-        staged = _finalize(con, runs, ruleset.waivers, today, previous, snapshot_started)
+        # the diff base's own file; for a first evaluation the empty schema file (no rows, every column)
+        previous_findings = own_partition(lake, "findings", previous[0] if previous else SCHEMA_ID)
+        staged = _finalize(con, runs, ruleset.waivers, today, previous_findings, snapshot_started)
     except duckdb.Error as exc:
-        raise StoreError(f"{published_path(database)}: evaluation of snapshot {snapshot_id} failed: {exc}") from None
+        raise StoreError(f"{database}: evaluation of snapshot {snapshot_id} failed: {exc}") from None
     finally:
         con.close()
     finished_at = _utcnow()
@@ -232,10 +236,10 @@ def _previous_evaluation(con, cloud, region, snapshot_id, snapshot_started):
     return rows[0] if rows else None
 
 
-def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, previous, snapshot_started) -> dict:
-    """Waivers, first-seen dates and the resolved list, in SQL on the evaluation connection."""
-    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
-    main = '"' + catalog.replace('"', '""') + '".main'
+def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, previous_findings: str,
+              snapshot_started) -> dict:
+    """Waivers, first-seen dates and the resolved list, in SQL on the evaluation connection.
+    `previous_findings`: a SELECT of the diff base's findings."""
     meta = pa.table({
         "rule_id": [r.rule.id for r in runs],
         "severity": [r.rule.severity for r in runs],
@@ -268,11 +272,10 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
          AND (w.match_project IS NULL OR r.project_id = w.match_project
               OR r.project_id IN (SELECT id FROM projects WHERE name = w.match_project))
         GROUP BY r.n""")
-    previous_id = previous[0] if previous else None
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE previous_findings AS
         SELECT rule_id, severity, resource_type, resource_id, resource_name, project_id, status, first_seen_at
-        FROM {main}.findings WHERE evaluation_id = ? AND resource_id IS NOT NULL""", [previous_id])
+        FROM ({previous_findings}) WHERE resource_id IS NOT NULL""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE final_findings AS
         SELECT r.rule_id, m.severity, m.resource_type, r.resource_id, r.resource_name, r.project_id, r.status,

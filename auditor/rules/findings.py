@@ -1,4 +1,4 @@
-"""Reading findings back from the published copy: the lists behind `auditor findings` and the demo."""
+"""Reading findings back through the catalog: the lists behind `auditor findings` and the demo."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def _evaluation_ids(con, flt: FindingFilter) -> list[int]:
     return [rows[0][0]]
 
 
-def list_findings(published: Path, flt: FindingFilter) -> tuple[list[str], list[tuple]]:
-    con = open_reader(published)
+def list_findings(database: Path, flt: FindingFilter) -> tuple[list[str], list[tuple]]:
+    con = open_reader(database)
     try:
         ids = _evaluation_ids(con, flt)
         cursor = con.execute(f"""
@@ -77,8 +77,8 @@ def list_findings(published: Path, flt: FindingFilter) -> tuple[list[str], list[
         con.close()
 
 
-def list_resolved(published: Path, flt: FindingFilter) -> tuple[list[str], list[tuple]]:
-    con = open_reader(published)
+def list_resolved(database: Path, flt: FindingFilter) -> tuple[list[str], list[tuple]]:
+    con = open_reader(database)
     try:
         ids = _evaluation_ids(con, flt)
         cursor = con.execute(f"""
@@ -99,7 +99,7 @@ def list_resolved(published: Path, flt: FindingFilter) -> tuple[list[str], list[
         con.close()
 
 
-def framework_summary(published: Path, flt: FindingFilter, catalog: Catalog, framework_id: str):
+def framework_summary(database: Path, flt: FindingFilter, catalog: Catalog, framework_id: str):
     """Pass/fail per control: a control fails when one of its rules has a failing, unwaived resource.
     The control-to-rule mapping is the one recorded with the evaluation (evaluation_rules.frameworks)."""
     if framework_id not in catalog.frameworks:
@@ -111,7 +111,7 @@ def framework_summary(published: Path, flt: FindingFilter, catalog: Catalog, fra
         "control_id": [c.id for c in framework.controls],
         "title": [c.title for c in framework.controls],
     })
-    con = open_reader(published)
+    con = open_reader(database)
     try:
         ids = _evaluation_ids(con, flt)
         con.register("framework_controls", controls)
@@ -142,8 +142,8 @@ def framework_summary(published: Path, flt: FindingFilter, catalog: Catalog, fra
         con.close()
 
 
-def top_findings(published: Path, evaluation_id: int, limit: int = 15) -> tuple[list[str], list[tuple]]:
-    columns, rows = list_findings(published, FindingFilter(evaluation=evaluation_id, limit=limit,
+def top_findings(database: Path, evaluation_id: int, limit: int = 15) -> tuple[list[str], list[tuple]]:
+    columns, rows = list_findings(database, FindingFilter(evaluation=evaluation_id, limit=limit,
                                                                 include_waived=False))
     keep = ["severity", "rule_id", "resource_name", "project", "reason"]
     index = [columns.index(k) for k in keep]

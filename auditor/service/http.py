@@ -1,6 +1,6 @@
 """The service's HTTP endpoint: `/healthz`, `/metrics` and the report archive, read-only (docs/service-http.md).
 
-Everything is computed at request time from what the service writes anyway: the published DuckDB copy
+Everything is computed at request time from what the service writes anyway: the catalog and its lake
 (opened read-only through `open_reader`, a fresh connection per request, closed after) and the `job_runs`
 table of the job store. Nothing here writes a file, holds a lock for longer than one request, or keeps
 state between requests, so the endpoint can neither block collection nor show a stale cache.
@@ -51,7 +51,7 @@ from auditor.errors import AuditorError, ServiceError
 from auditor.logs import mask
 from auditor.rules.catalog import SEVERITIES
 from auditor.service.runs import OUTCOMES, JobRun, JobRuns
-from auditor.store.database import open_reader, published_path
+from auditor.store.database import open_reader
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class StatusServer:
 
     def _read_snapshots(self) -> tuple[dict, list[dict], list[dict]]:
         """(database state, newest snapshot of each cloud/region, newest complete one of each)."""
-        published = published_path(self.database)
+        published = self.database
         if not published.is_file():
             return {"state": "absent", "error": None}, [], []
         try:
@@ -284,9 +284,9 @@ class _AuditorCollector(Collector):
         yield from (active, last, success)
 
     def _database_metrics(self) -> Iterator:
-        published = published_path(self.status.database)
+        published = self.status.database
         readable = GaugeMetricFamily("auditor_database_readable",
-                                     "1 when the published snapshot database could be read for this scrape; 0 when "
+                                     "1 when the snapshot database could be read for this scrape; 0 when "
                                      "it does not exist yet or cannot be opened (then no snapshot or finding metrics).")
         if not published.is_file():
             readable.add_metric([], 0)
@@ -608,7 +608,7 @@ def _archive_path(report_dir: Path, rest: str) -> tuple[str, Any] | None:
 # -- reading ------------------------------------------------------------------------------------------------
 @contextmanager
 def _reader(path: Path):
-    """One read-only connection to the published copy for one request, closed after."""
+    """One read-only connection to the catalog for one request, closed after."""
     con = open_reader(path)
     try:
         yield con

@@ -179,17 +179,11 @@ def _send_digests(context: JobContext, started: datetime) -> RunOutcome:
 
 
 def _has_evaluation(config: Config) -> bool:
-    from auditor.store.database import (
-        ensure_current_schema,
-        open_reader,
-        published_path,
-    )
+    from auditor.store.database import open_reader
 
-    published = published_path(config.database)
-    if not published.is_file():
+    if not config.database.is_file():
         return False
-    ensure_current_schema(config.database)
-    con = open_reader(published)
+    con = open_reader(config.database)
     try:
         return bool(con.execute("SELECT count(*) FROM latest_evaluations").fetchall()[0][0])
     finally:

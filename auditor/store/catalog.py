@@ -21,10 +21,10 @@ from pathlib import Path
 
 import duckdb
 
-from auditor.collect.paging import sql_ident
+from auditor.collect.paging import sql_ident, sql_literal
 from auditor.errors import StoreError
 from auditor.store.helpers import helpers_sql
-from auditor.store.lake import table_glob
+from auditor.store.lake import schema_file, table_glob
 from auditor.store.tables import (
     EVALUATION_TABLES,
     KIND_OF,
@@ -32,8 +32,10 @@ from auditor.store.tables import (
     PARTITION_KEY,
     SANDBOX_CONFIG,
     SNAPSHOT_TABLES,
+    file_columns,
     latest_views_sql,
     relation_sql,
+    schema_sql,
 )
 
 CATALOG_VERSION = "3"  # 1-2: the DuckDB store of 0.1.0, rows inside the file; 3: views over the lake
@@ -58,6 +60,33 @@ def catalog_sql(lake: Path) -> str:
     return "\n".join(views) + "\n" + latest_views_sql() + helpers_sql(per_snapshot=False)
 
 
+def prepare_lake(lake: Path) -> None:
+    """Make the lake's folders and each table's `_schema.parquet` (no rows, every column), so that a glob over
+    a table matches before its first write. A schema file is replaced, atomically, only when its columns
+    are not those this auditor writes."""
+    lake.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        con.execute(schema_sql())
+        for table in SNAPSHOT_TABLES + EVALUATION_TABLES:
+            path = schema_file(lake, table)
+            if path.is_file() and _parquet_columns(con, path) == file_columns(table):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            columns = ", ".join(sql_ident(name) for name, _ in file_columns(table))
+            con.execute(f"COPY (SELECT {columns} FROM {sql_ident(table)} LIMIT 0) TO {sql_literal(str(tmp))} "
+                        f"(FORMAT parquet, COMPRESSION zstd)")
+            os.replace(tmp, path)
+    finally:
+        con.close()
+
+
+def _parquet_columns(con, path: Path) -> list[tuple[str, str]]:
+    return [row[:2] for row in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))}, hive_partitioning = false)").fetchall()]
+
+
 def catalog_state(database: Path) -> dict[str, str]:
     """What `database` records about itself (`schema_version`, `lake`, `definition`), or {} when it is no
     catalog of ours."""
@@ -65,6 +94,11 @@ def catalog_state(database: Path) -> dict[str, str]:
     try:
         con.execute("ATTACH ? AS existing (READ_ONLY)", [str(database)])
         return dict(con.execute("SELECT key, value FROM existing.schema_info").fetchall())
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreError(f"{database}: another process holds it open for writing; auditor needs it open "
+                             "read-only only (open it with read_only=True, or `duckdb -readonly`)") from None
+        return {}
     except duckdb.Error:
         return {}
     finally:

@@ -4,7 +4,7 @@ folders, written once and never rewritten (docs/schema.md, "The lake").
     <lake>/<table>/snapshot_id=<id>/part-0.parquet       a snapshot table (servers, ports, snapshots, ...)
     <lake>/<table>/evaluation_id=<id>/part-0.parquet     an evaluation table (findings, evaluations, ...)
     <lake>/<table>/<key>=0/_schema.parquet               no rows: the table's columns, so a glob always matches
-    <lake>/_ids/<kind>s/<id>[.done|.void]                who claimed an id, and how that ended
+    <lake>/_ids/<kind>s/<id>[.done|.void|.pruning]       who claimed an id, and how that ended
     <lake>/_staging/<kind>-<id>/<table>/part-0.parquet   a write in progress
 
 A write claims its id by creating `_ids/<kind>s/<id>` exclusively (O_EXCL; on a clash the next number), so
@@ -12,7 +12,9 @@ several writers never need a lock held for a whole run. It writes every table un
 table's folder into its partition (renaming a folder is atomic) and renames the manifest table's folder
 (`snapshots`, `evaluations`) last: readers see only ids whose manifest is in place, so nothing is visible
 before every file is. A writer killed half-way leaves a claim whose process is gone and folders without a
-manifest; the next writer removes them (`clean_abandoned`), never those of a writer still alive.
+manifest; the next writer removes them (`clean_abandoned`), never those of a writer still alive. Pruning
+removes an id's manifest first (it vanishes at once), then its other folders; a prune that dies half-way
+leaves its claim `.pruning`, and the next writer finishes it. Claims are kept, so an id is never reused.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def _ids_dir(lake: Path, kind: str) -> Path:
 
 
 def claimed_ids(lake: Path, kind: str) -> dict[int, Path]:
-    """Every id of `kind` ever claimed and not forgotten, with its claim file (`<id>`: being written or died
-    writing; `<id>.done`: committed; `<id>.void`: given up)."""
+    """Every id of `kind` ever claimed, with its claim file (`<id>`: being written or died writing;
+    `<id>.done`: committed, or pruned since; `<id>.void`: given up; `<id>.pruning`: being pruned)."""
     folder = _ids_dir(lake, kind)
     found = {}
     for entry in os.scandir(folder) if folder.is_dir() else ():
@@ -75,17 +77,25 @@ def claimed_ids(lake: Path, kind: str) -> dict[int, Path]:
     return found
 
 
-def claim_id(lake: Path, kind: str) -> int:
-    """The next free id of `kind`, claimed by creating its claim file exclusively. The claim names its writer
-    (host, pid and the process's start time), so that a dead writer is told from a live one."""
+def claim_id(lake: Path, kind: str, item_id: int | None = None) -> int:
+    """The next free id of `kind` (or exactly `item_id`), claimed by creating its claim file exclusively.
+    The claim names its writer (host, pid and the process's start time), so that a dead writer is told from
+    a live one."""
     folder = _ids_dir(lake, kind)
     folder.mkdir(parents=True, exist_ok=True)
     claim = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())})
-    candidate = max(claimed_ids(lake, kind), default=0) + 1
-    for _ in range(10_000):
+    if item_id is not None:
+        if int(item_id) in claimed_ids(lake, kind):
+            raise StoreError(f"{folder}: {kind} id {item_id} is taken")
+        candidate, tries = int(item_id), 1
+    else:
+        candidate, tries = max(claimed_ids(lake, kind), default=0) + 1, 10_000
+    for _ in range(tries):
         try:
             fd = os.open(folder / str(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
+            if item_id is not None:
+                raise StoreError(f"{folder}: {kind} id {item_id} is taken") from None
             candidate += 1
             continue
         except OSError as exc:
@@ -196,36 +206,63 @@ class Staged:
         _settle(self.lake, self.kind, self.item_id, "void")
 
 
-def stage(lake: Path, kind: str) -> Staged:
-    """Start writing a snapshot or an evaluation under a newly claimed id."""
+def stage(lake: Path, kind: str, item_id: int | None = None) -> Staged:
+    """Start writing a snapshot or an evaluation under a newly claimed id (or exactly `item_id`: an upgrade
+    or a test that keeps the ids it was given)."""
     if kind not in (SNAPSHOT, EVALUATION):
         raise ValueError(kind)
-    staged = Staged(lake, kind, claim_id(lake, kind))
+    staged = Staged(lake, kind, claim_id(lake, kind, item_id))
     staged.folder.mkdir(parents=True, exist_ok=True)
     return staged
 
 
 def remove_partitions(lake: Path, kind: str, item_id: int) -> int:
-    """Delete every partition folder of one id, the manifest's first (so the id is invisible at once);
-    returns the bytes freed."""
-    tables = [e.name for e in os.scandir(lake) if e.is_dir() and KIND_OF.get(e.name) == kind] \
+    """Delete every partition folder of one id, the manifest's first (so the id is invisible at once), in
+    every table's folder (tables a later auditor added included); returns the bytes freed."""
+    tables = [e.name for e in os.scandir(lake) if e.is_dir() and not e.name.startswith(("_", "."))] \
         if lake.is_dir() else []
     tables.sort(key=lambda table: table != MANIFEST[kind])
     freed = 0
     for table in tables:
-        folder = partition_dir(lake, table, item_id)
+        folder = lake / table / f"{PARTITION_KEY[kind]}={int(item_id)}"
         if folder.is_dir():
             freed += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
             shutil.rmtree(folder, ignore_errors=True)
     return freed
 
 
+def remove_committed(lake: Path, kind: str, item_id: int) -> int:
+    """Prune one committed id: its claim marked `.pruning` first (a prune killed half-way is finished by the
+    next writer), then its folders, the manifest first; returns the bytes freed."""
+    folder = _ids_dir(lake, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    pruning = folder / f"{int(item_id)}.pruning"
+    for name in (f"{int(item_id)}.done", str(int(item_id))):
+        try:
+            os.replace(folder / name, pruning)
+            break
+        except FileNotFoundError:
+            continue
+    else:
+        pruning.touch()
+    freed = remove_partitions(lake, kind, item_id)
+    os.replace(pruning, pruning.with_name(f"{int(item_id)}.done"))
+    return freed
+
+
 def clean_abandoned(lake: Path) -> list[str]:
     """Remove what writers that died (kill -9, a power cut) left behind: the staging folders and partitions
-    of ids claimed by a process that is gone and never committed. Returns what was removed."""
+    of ids claimed by a process that is gone and never committed, and the rest of a prune that died
+    half-way. Returns what was removed."""
     removed = []
     for kind in (SNAPSHOT, EVALUATION):
-        pending = {item_id: path for item_id, path in claimed_ids(lake, kind).items() if not path.suffix}
+        claims = claimed_ids(lake, kind)
+        for item_id, path in claims.items():
+            if path.suffix == ".pruning":
+                remove_partitions(lake, kind, item_id)
+                _settle_pruned(path, item_id)
+                removed.append(f"pruned {kind} {item_id}")
+        pending = {item_id: path for item_id, path in claims.items() if not path.suffix}
         if not pending:
             continue
         committed = committed_ids(lake, kind)
@@ -242,6 +279,13 @@ def clean_abandoned(lake: Path) -> list[str]:
     if removed:
         log.warning("removed what writers that died left in %s: %s", lake, ", ".join(removed))
     return removed
+
+
+def _settle_pruned(path: Path, item_id: int) -> None:
+    try:
+        os.replace(path, path.with_name(f"{item_id}.done"))
+    except OSError:
+        pass
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""Read-only SQL for auditors, on the published copy of the snapshot database."""
+"""Read-only SQL for auditors, on the catalog of the snapshot database (its views read the lake)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.I
 
 
 def run_read_only(database: Path, query: str) -> tuple[list[str], list[tuple]]:
-    """Run `query`, one read-only statement, on the published copy; return (column names, rows)."""
+    """Run `query`, one read-only statement, on the catalog; return (column names, rows)."""
     if not query.strip():
         raise QueryError("empty query")
     con = open_reader(database)

@@ -24,10 +24,11 @@ Whatever its age, pruning never removes, per cloud and region:
 Other diff bases are not kept: each evaluation's findings carry `first_seen_at` forward, so a kept
 evaluation's first-seen dates survive the pruning of the snapshots they point back to.
 
-`prune` deletes every row of the pruned snapshots, and of their evaluations, in one transaction, from every
-table that has a `snapshot_id` or an `evaluation_id` column (found in information_schema, so a table added
-later is covered), then `snapshots` itself, and publishes the read-only copy. The report folders of the
-pruned snapshots belong to the report layer (auditor/report/retention.py); auditor.pipeline.prune does both.
+`prune` removes the pruned snapshots' folders from the lake, and those of their evaluations, in every table
+folder (a table a later auditor adds included): for each id its manifest first, so it vanishes from every
+view at once, then the rest; a prune killed half-way is finished by the next writer (auditor/store/lake.py).
+The report folders of the pruned snapshots belong to the report layer (auditor/report/retention.py);
+auditor.pipeline.prune does both.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ import duckdb
 
 from auditor.config import RetentionSettings
 from auditor.errors import RetentionError, StoreError
-from auditor.store.database import open_reader, open_writer, publish, published_path
+from auditor.store.database import open_for_writing, open_reader
+from auditor.store.lake import clean_abandoned, remove_committed
+from auditor.store.tables import EVALUATION, PARTITION_KEY, SANDBOX_CONFIG, SNAPSHOT
 
 
 @dataclass
@@ -50,7 +53,7 @@ class SnapshotPrune:
     rows_deleted: dict[str, int]                # table -> rows deleted (empty with dry_run)
     pruned_snapshots: dict[int, tuple[str, str, datetime]]  # id -> (cloud, region, started_at) of each
     dry_run: bool = False
-    publish_error: StoreError | None = None     # pruned and committed, but the read-only copy is stale
+    bytes_freed: int = 0                        # Parquet bytes removed from the lake
 
 
 # Per (cloud, region): each snapshot's tier by age, its bucket in that tier (a UTC date, or the Monday that
@@ -99,16 +102,13 @@ SELECT coalesce(list(id ORDER BY id) FILTER (WHERE keep), []::BIGINT[]),
 FROM plan
 """
 
-_NO_EVALUATIONS = "SELECT CAST(NULL AS BIGINT) AS snapshot_id WHERE false"
-
-
 def plan_retention(con, policy: RetentionSettings, now: datetime) -> tuple[list[int], list[int]]:
     """(kept ids, pruned ids), each ascending, computed in SQL over the snapshots table (no Python loop over
-    rows). `con` may be a read-only connection (the published copy) or the writer's."""
+    rows), on a reader of the catalog."""
     keep_all_days, daily_days = _check_policy(policy)
     keep_all_since = naive_utc(now) - timedelta(days=keep_all_days)
     daily_since = keep_all_since - timedelta(days=daily_days)
-    evaluated = "SELECT DISTINCT snapshot_id FROM evaluations" if _has_table(con, "evaluations") else _NO_EVALUATIONS
+    evaluated = "SELECT DISTINCT snapshot_id FROM evaluations"
     kept, pruned = con.execute(_PLAN_SQL.format(evaluated=evaluated),
                                {"keep_all_since": keep_all_since, "daily_since": daily_since}).fetchall()[0]
     return list(kept), list(pruned)
@@ -118,90 +118,55 @@ def prune_snapshots(database: Path, policy: RetentionSettings, *, now: datetime 
                     dry_run: bool = False) -> SnapshotPrune:
     """Prune `database` by `policy` as of `now` (default: the current time).
 
-    With `dry_run`, only the published copy is opened, read-only, and nothing changes: the result lists the
-    snapshots that would be removed. A failed publish after the committed prune is returned, not raised,
-    so that the caller can still remove what belonged to the pruned snapshots before it says so.
-    """
+    With `dry_run` nothing changes: the result lists the snapshots that would be removed."""
     database = Path(database)
     now = now or datetime.now(UTC)
     _check_policy(policy)
     if not database.is_file():
         raise RetentionError(f"{database}: no snapshot database to prune (run `auditor snapshot` first)")
-    if dry_run:
-        return _plan_only(database, policy, now)
-
-    publish_error: StoreError | None = None
-    with open_writer(database) as con:
-        try:
-            con.execute("BEGIN")
-            kept, pruned = plan_retention(con, policy, now)
-            pruned_snapshots = _snapshot_keys(con, pruned)
-            rows_deleted = _delete(con, pruned) if pruned else {}
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            _rollback(con)
-            raise RetentionError(f"{database}: nothing was pruned: {exc}") from None
-        except BaseException:
-            _rollback(con)
-            raise
-        if pruned:
-            try:
-                publish(con, database)
-            except StoreError as exc:
-                publish_error = exc
-    return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted=rows_deleted,
-                         pruned_snapshots=pruned_snapshots, publish_error=publish_error)
-
-
-def _plan_only(database: Path, policy: RetentionSettings, now: datetime) -> SnapshotPrune:
-    con = open_reader(published_path(database))
+    con = open_reader(database)
     try:
         kept, pruned = plan_retention(con, policy, now)
         pruned_snapshots = _snapshot_keys(con, pruned)
+        evaluations = [row[0] for row in con.execute(
+            "SELECT id FROM evaluations WHERE snapshot_id IN (SELECT unnest($ids)) ORDER BY id",
+            {"ids": pruned}).fetchall()] if pruned else []
     except duckdb.Error as exc:
-        raise StoreError(f"{published_path(database)}: cannot read the snapshots: {exc}") from None
+        raise StoreError(f"{database}: cannot read the snapshots: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
-    return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted={}, pruned_snapshots=pruned_snapshots,
-                         dry_run=True)
+    if dry_run or not pruned:
+        return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted={}, pruned_snapshots=pruned_snapshots,
+                             dry_run=dry_run)
+    lake = open_for_writing(database)
+    rows = _row_counts(lake, {SNAPSHOT: pruned, EVALUATION: evaluations})
+    clean_abandoned(lake)
+    freed = 0
+    try:
+        for evaluation_id in evaluations:  # an evaluation goes before its snapshot: never one without the other
+            freed += remove_committed(lake, EVALUATION, evaluation_id)
+        for snapshot_id in pruned:
+            freed += remove_committed(lake, SNAPSHOT, snapshot_id)
+    except OSError as exc:
+        raise RetentionError(f"{lake}: pruning stopped half-way ({exc}); the next write finishes it") from None
+    return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted=rows, pruned_snapshots=pruned_snapshots,
+                         bytes_freed=freed)
 
 
-def _delete(con, pruned: list[int]) -> dict[str, int]:
-    """Delete the pruned snapshots' rows from every table keyed by snapshot_id or evaluation_id, then the
-    snapshots. Runs inside the caller's transaction."""
-    con.execute("CREATE OR REPLACE TEMP TABLE retention_pruned AS SELECT unnest(CAST($ids AS BIGINT[])) AS id",
-                {"ids": pruned})
-    has_evaluations = _has_table(con, "evaluations")
-    if has_evaluations:
-        con.execute("CREATE OR REPLACE TEMP TABLE retention_pruned_evaluations AS SELECT id FROM main.evaluations "
-                    "WHERE snapshot_id IN (SELECT id FROM temp.retention_pruned)")
-    deleted: dict[str, int] = {}
-    for table, by_snapshot, by_evaluation in _keyed_tables(con):
-        conditions = []
-        if by_snapshot:
-            conditions.append("snapshot_id IN (SELECT id FROM temp.retention_pruned)")
-        if by_evaluation and has_evaluations:
-            conditions.append("evaluation_id IN (SELECT id FROM temp.retention_pruned_evaluations)")
-        if conditions:
-            deleted[table] = con.execute(f"DELETE FROM main.{_quote(table)} WHERE {' OR '.join(conditions)}"
-                                         ).fetchall()[0][0]
-    deleted["snapshots"] = con.execute("DELETE FROM main.snapshots WHERE id IN (SELECT id FROM temp.retention_pruned)"
-                                       ).fetchall()[0][0]
-    con.execute("DROP TABLE temp.retention_pruned")
-    if has_evaluations:
-        con.execute("DROP TABLE temp.retention_pruned_evaluations")
-    return deleted
-
-
-def _keyed_tables(con) -> list[tuple[str, bool, bool]]:
-    """Every base table of the database with a snapshot_id or an evaluation_id column."""
-    return con.execute("""
-        SELECT t.table_name, bool_or(c.column_name = 'snapshot_id'), bool_or(c.column_name = 'evaluation_id')
-        FROM information_schema.tables t
-        JOIN information_schema.columns c USING (table_catalog, table_schema, table_name)
-        WHERE t.table_catalog = current_database() AND t.table_schema = 'main' AND t.table_type = 'BASE TABLE'
-          AND c.column_name IN ('snapshot_id', 'evaluation_id')
-        GROUP BY t.table_name ORDER BY t.table_name""").fetchall()
+def _row_counts(lake: Path, ids: dict[str, list[int]]) -> dict[str, int]:
+    """table -> rows the given snapshots and evaluations hold, from their files' footers, for every table
+    folder in the lake."""
+    counts: dict[str, int] = {}
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    try:
+        for folder in sorted(p for p in lake.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+            files = [str(f) for kind, kind_ids in ids.items() for item_id in kind_ids
+                     for f in (folder / f"{PARTITION_KEY[kind]}={item_id}").glob("*.parquet")]
+            counts[folder.name] = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
+                                              [files]).fetchall()[0][0] if files else 0
+    finally:
+        con.close()
+    return counts
 
 
 def _snapshot_keys(con, ids: list[int]) -> dict[int, tuple[str, str, datetime]]:
@@ -226,18 +191,3 @@ def _check_policy(policy: RetentionSettings) -> tuple[int, int]:
     return keep_all_days, daily_days
 
 
-def _has_table(con, name: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-        "AND table_schema = 'main' AND table_type = 'BASE TABLE' AND table_name = ?", [name]).fetchall()[0][0])
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _rollback(con) -> None:
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass  # no transaction open (it failed before BEGIN, or DuckDB already rolled it back)

@@ -1,13 +1,11 @@
-"""Write one collected snapshot or one evaluation: into the DuckDB store in one transaction, then publish the
-read-only copy; or into the lake as Parquet files committed at once (not read by anything yet: the lake,
-part 1, issue 23)."""
+"""Write one collected snapshot or one evaluation into the lake: normalized in a DuckDB of its own, each table
+written once as a zstd Parquet file under staging, then committed with its manifest last (auditor/store/
+lake.py). Nothing written before is read, copied or rewritten, so a write's cost does not grow with history."""
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +15,8 @@ import duckdb
 from auditor.collect.collector import RESOURCE_TYPES, RegionSnapshot
 from auditor.collect.paging import CollectionFailure, sql_ident, sql_literal
 from auditor.errors import StoreError
-from auditor.store.database import column_types, insert_columns, open_writer, publish
-from auditor.store.lake import Staged, clean_abandoned, schema_file, stage
+from auditor.store.database import column_types, insert_columns, open_for_writing
+from auditor.store.lake import Staged, clean_abandoned, stage
 from auditor.store.load import derive, load_listing, redact_candidates
 from auditor.store.tables import (
     EVALUATION,
@@ -40,90 +38,54 @@ LOAD_ORDER = ("projects", "flavors", "servers", "availability_zones", "server_gr
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
 
 
-def write_snapshot(database: Path, snapshot: RegionSnapshot, lock_timeout: float = 120.0,
-                   memory_limit: str = "1GB") -> tuple[int, dict]:
-    """Store `snapshot`; it becomes visible (to SQL and the published copy) only once fully written.
+def write_snapshot(database: Path, snapshot: RegionSnapshot, memory_limit: str = "1GB") -> tuple[int, dict]:
+    """Store `snapshot` in the lake of `database`; it becomes visible only once every file is in place.
+    Returns the snapshot id and the row count of each resource table."""
+    return write_snapshot_to_lake(open_for_writing(database), snapshot, memory_limit)
 
-    Returns the snapshot id and the row count of each resource table.
-    """
-    with open_writer(database, lock_timeout) as con:
-        _session(con, memory_limit)
-        try:
-            con.execute("BEGIN")
-            snapshot_id = con.execute("SELECT nextval('snapshot_id_seq')").fetchall()[0][0]
-            counts = normalize(con, snapshot_id, snapshot)
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"{database}: snapshot not written: {exc}") from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        publish(con, database)
+
+def write_evaluation(database: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
+                     memory_limit: str = "1GB") -> int:
+    """Store one evaluation in the lake of `database`: `insert(con, evaluation_id)` fills the evaluation
+    tables of `con`. Returns the evaluation id."""
+    return write_evaluation_to_lake(open_for_writing(database), insert, memory_limit)
+
+
+def write_snapshot_to_lake(lake: Path, snapshot: RegionSnapshot, memory_limit: str = "1GB") -> tuple[int, dict]:
+    """Store `snapshot` in `lake`: normalized in a DuckDB of its own, each table written once as a zstd
+    Parquet file, then committed. Nothing written before is read or rewritten."""
+    counts: dict = {}
+
+    def fill(con, snapshot_id: int) -> None:
+        counts.update(normalize(con, snapshot_id, snapshot))
+
+    snapshot_id = _write_to_lake(lake, SNAPSHOT, fill, memory_limit)
     log.info("snapshot %s of %s/%s written: %s", snapshot_id, snapshot.cloud, snapshot.region, snapshot.status)
     return snapshot_id, counts
 
 
-def write_snapshot_to_lake(lake: Path, snapshot: RegionSnapshot, memory_limit: str = "1GB") -> tuple[int, dict]:
-    """Store `snapshot` in the lake (auditor/store/lake.py): normalized in a DuckDB of its own, in memory
-    (spilling into its staging folder), each table written once as a zstd Parquet file, then committed.
-    Nothing written before is read or rewritten. Returns the snapshot id and each resource table's rows."""
-    prepare_lake(lake)
-    clean_abandoned(lake)
-    staged = stage(lake, SNAPSHOT)
-    try:
-        with _working_database(staged, memory_limit) as con:
-            counts = normalize(con, staged.item_id, snapshot)
-            for table in SNAPSHOT_TABLES:
-                write_partition(con, staged, table)
-        staged.commit()
-    except duckdb.Error as exc:
-        staged.abandon()
-        raise StoreError(f"{lake}: snapshot not written: {str(exc).splitlines()[0]}") from None
-    except BaseException:
-        staged.abandon()
-        raise
-    log.info("snapshot %s of %s/%s written to %s: %s", staged.item_id, snapshot.cloud, snapshot.region, lake,
-             snapshot.status)
-    return staged.item_id, counts
-
-
-def write_evaluation(database: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
-                     lock_timeout: float = 120.0) -> int:
-    """Store one evaluation: `insert(con, evaluation_id)` fills the evaluation tables of `con`; they are
-    written in one transaction, then the read-only copy is published. Returns the evaluation id."""
-    with open_writer(database, lock_timeout) as con:
-        try:
-            con.execute("BEGIN")
-            evaluation_id = con.execute("SELECT nextval('evaluation_id_seq')").fetchall()[0][0]
-            insert(con, evaluation_id)
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"{database}: evaluation not written: {exc}") from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        publish(con, database)
-    return evaluation_id
-
-
 def write_evaluation_to_lake(lake: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
                              memory_limit: str = "1GB") -> int:
-    """The same into the lake: `insert` fills the tables of a DuckDB of its own, each evaluation table is
+    """One evaluation into `lake`: `insert` fills the tables of a DuckDB of its own, each evaluation table is
     written once as zstd Parquet, and the `evaluations` file, moved last, commits it."""
-    prepare_lake(lake)
+    return _write_to_lake(lake, EVALUATION, insert, memory_limit)
+
+
+def _write_to_lake(lake: Path, kind: str, fill: Callable[[duckdb.DuckDBPyConnection, int], None],
+                   memory_limit: str) -> int:
+    """Claim an id, let `fill` put its rows into a working DuckDB, write each table of `kind` as one
+    Parquet file under staging, and commit; on any failure nothing of it stays in the lake."""
     clean_abandoned(lake)
-    staged = stage(lake, EVALUATION)
+    staged = stage(lake, kind)
     try:
         with _working_database(staged, memory_limit) as con:
-            insert(con, staged.item_id)
-            for table in EVALUATION_TABLES:
+            fill(con, staged.item_id)
+            for table in SNAPSHOT_TABLES if kind == SNAPSHOT else EVALUATION_TABLES:
                 write_partition(con, staged, table)
         staged.commit()
     except duckdb.Error as exc:
         staged.abandon()
-        raise StoreError(f"{lake}: evaluation not written: {str(exc).splitlines()[0]}") from None
+        raise StoreError(f"{lake}: {kind} not written: {str(exc).splitlines()[0]}") from None
     except BaseException:
         staged.abandon()
         raise
@@ -145,33 +107,6 @@ def _working_database(staged: Staged, memory_limit: str):
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-
-
-def prepare_lake(lake: Path) -> None:
-    """Make the lake's folders and each table's `_schema.parquet` (no rows, every column), so that a glob over
-    a table matches before its first write. A schema file is replaced, atomically, only when its columns
-    are not those this auditor writes."""
-    lake.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
-    try:
-        con.execute(schema_sql())
-        for table in SNAPSHOT_TABLES + EVALUATION_TABLES:
-            path = schema_file(lake, table)
-            if path.is_file() and _parquet_columns(con, path) == file_columns(table):
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            columns = ", ".join(sql_ident(name) for name, _ in file_columns(table))
-            con.execute(f"COPY (SELECT {columns} FROM {sql_ident(table)} LIMIT 0) TO {sql_literal(str(tmp))} "
-                        f"({PARQUET_OPTIONS})")
-            os.replace(tmp, path)
-    finally:
-        con.close()
-
-
-def _parquet_columns(con, path: Path) -> list[tuple[str, str]]:
-    return [row[:2] for row in con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))}, hive_partitioning = false)").fetchall()]
 
 
 def write_partition(con, staged: Staged, table: str) -> None:
