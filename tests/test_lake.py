@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -444,3 +445,41 @@ def test_a_prune_killed_half_way_is_invisible_at_once_and_finished_by_the_next_w
     assert not (lake / "servers" / f"snapshot_id={pruned}").exists()
     assert (lake / "_ids" / "snapshots" / f"{pruned}.done").is_file()  # the id stays taken
     assert partition_file(lake, "servers", kept).is_file() and stage(lake, SNAPSHOT).item_id == pruned + 1
+
+
+def test_ids_are_not_reused_when_the_claims_folder_is_lost(tmp_path):
+    import shutil
+
+    lake = tmp_path / "lake"
+    first = _commit_snapshot(lake)
+    shutil.rmtree(lake / "_ids")  # a copy of the lake that skipped folders starting with '_'
+    second = _commit_snapshot(lake, "again")
+    assert second == first + 1 and committed_ids(lake, SNAPSHOT) == {first, second}
+
+
+def test_a_running_prune_is_left_alone_by_other_writers(tmp_path):
+    from auditor.store.lake import remove_committed
+
+    lake = tmp_path / "lake"
+    kept, pruned = (_commit_snapshot(lake, cloud) for cloud in ("kept", "pruned"))
+    claims = lake / "_ids" / "snapshots"
+    (claims / f"{pruned}.done").rename(claims / f"{pruned}.pruning")
+    (claims / f"{pruned}.pruning").write_text(
+        '{"host": "%s", "pid": %d, "started": null}' % (socket.gethostname(), os.getpid()))  # this process: alive
+    assert clean_abandoned(lake) == []
+    assert partition_file(lake, "servers", pruned).is_file()  # not finished by another writer
+    remove_committed(lake, SNAPSHOT, pruned)  # the prune itself goes on and ends well
+    assert committed_ids(lake, SNAPSHOT) == {kept} and (claims / f"{pruned}.done").is_file()
+
+
+def test_a_lake_that_cannot_be_made_is_one_line(tmp_path, clouds_yaml):
+    from conftest import run_cli
+
+    (tmp_path / "audit.lake").write_text("a file where the lake should be")
+    done = run_cli("--database", str(tmp_path / "audit.duckdb"), "snapshot", "--cloud", "demo")
+    assert done.returncode == 4, done.stderr
+    assert "audit.lake: cannot make the lake" in done.stderr and "Traceback" not in done.stderr
+    odd = tmp_path / "g[1]"
+    odd.mkdir()
+    done = run_cli("--database", str(odd / "audit.duckdb"), "snapshot", "--cloud", "demo")
+    assert done.returncode == 4 and "glob character" in done.stderr and "Traceback" not in done.stderr

@@ -99,3 +99,28 @@ def test_several_statements_are_refused_not_cut_short(database, tmp_path):
 def test_explaining_a_select_is_allowed(database, tmp_path, statement):
     done = run_cli("--database", str(database), "sql", statement, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_nothing_is_written_into_the_lake_and_work_in_progress_is_not_read(database, tmp_path):
+    """`auditor sql` may read the lake's tables and nothing else: IMPORT DATABASE (a PRAGMA to DuckDB, which
+    runs the COPY statements of a folder's schema.sql), COPY into the lake, and reads of _staging and _ids."""
+    from auditor.store.database import lake_path
+
+    lake = lake_path(database)
+    planted = lake / "servers" / "planted"
+    planted.mkdir(exist_ok=True)
+    try:
+        (planted / "schema.sql").write_text(f"COPY (SELECT 42) TO '{lake / 'servers' / 'evil.csv'}';\n")
+        (planted / "load.sql").write_text("")
+        for query in (f"IMPORT DATABASE '{planted}'", f"PRAGMA import_database('{planted}')",
+                      f"COPY (SELECT 1) TO '{lake / 'servers' / 'x.csv'}'",
+                      f"SELECT * FROM read_blob('{lake}/_ids/**')", f"SELECT * FROM read_blob('{lake}/_staging/**')"):
+            done = run_cli("--database", str(database), "sql", query)
+            assert done.returncode == 5, (query, done.stdout, done.stderr)
+        assert not (lake / "servers" / "evil.csv").exists() and not (lake / "servers" / "x.csv").exists()
+        done = run_cli("--database", str(database), "sql", "PRAGMA table_info('servers')")
+        assert done.returncode == 0 and "flavor_name" in done.stdout  # describing is still allowed
+    finally:
+        for path in planted.iterdir():
+            path.unlink()
+        planted.rmdir()

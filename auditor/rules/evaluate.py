@@ -41,7 +41,7 @@ from auditor.rules.engine import InputState, RuleRun, run_rules
 from auditor.rules.environment import own_partition, prepare
 from auditor.rules.waivers import Waiver, load_waivers
 from auditor.store.database import lake_path, open_reader
-from auditor.store.lake import SCHEMA_ID
+from auditor.store.lake import SCHEMA_ID, partition_file
 from auditor.store.writer import write_evaluation
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,9 @@ def evaluate_one(database: Path, ruleset: RuleSet, snapshot_id: int, today: date
         runs = [RuleRun(rule, ruleset.params[rule.id]) for rule in ruleset.enabled]
         run_rules(con, runs, InputState.read(con), ruleset.timeout, stop)
         # the diff base's own file; for a first evaluation the empty schema file (no rows, every column)
+        if previous and not partition_file(lake, "evaluations", previous[0]).is_file():
+            raise EvaluationError(f"the diff base of snapshot {snapshot_id}, evaluation {previous[0]}, was pruned "
+                                  "while this evaluation ran; evaluate again")
         previous_findings = own_partition(lake, "findings", previous[0] if previous else SCHEMA_ID)
         staged = _finalize(con, runs, ruleset.waivers, today, previous_findings, snapshot_started)
     except duckdb.Error as exc:

@@ -150,7 +150,9 @@ def open_catalog(database: Path, lake: Path):
         con.execute("SET enable_progress_bar = false")
         con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(database)])
         con.execute("USE catalog")
-        con.execute("SET allowed_directories = ?", [[str(lake.resolve()) + os.sep]])
+        # the tables' folders only: not _staging (a write in progress) nor _ids
+        con.execute("SET allowed_directories = ?", [[str(lake.resolve() / table) + os.sep
+                                                      for table in SNAPSHOT_TABLES + EVALUATION_TABLES]])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except duckdb.Error as exc:

@@ -36,8 +36,13 @@ _ARROW_TYPES = {
 
 
 def lake_path(database: Path) -> Path:
-    """The lake of a catalog, as an absolute path: `audit.duckdb` -> `<its folder>/audit.lake/`."""
-    return lake_of(Path(database).absolute()).resolve()
+    """The lake of a catalog, as an absolute path: `audit.duckdb` -> `<its folder>/audit.lake/`. The catalog's
+    views name it in glob patterns, so a path with a glob character is refused."""
+    lake = lake_of(Path(database).absolute()).resolve()
+    if any(char in str(lake) for char in "*?[]{}"):
+        raise StoreError(f"{database}: its folder's path holds a glob character (* ? [ ] {{ }}), which the lake's "
+                         "views cannot name; give a --database in another folder")
+    return lake
 
 
 def check_format(database: Path) -> None:
@@ -60,9 +65,12 @@ def open_for_writing(database: Path) -> Path:
     database = Path(database)
     if database.exists():
         check_format(database)
-    database.parent.mkdir(parents=True, exist_ok=True)
     lake = lake_path(database)
-    prepare_lake(lake)
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        prepare_lake(lake)
+    except OSError as exc:
+        raise StoreError(f"{lake}: cannot make the lake: {exc.strerror or exc}") from None
     ensure_catalog(database, lake)
     return lake
 

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,14 +83,19 @@ def claim_id(lake: Path, kind: str, item_id: int | None = None) -> int:
     The claim names its writer (host, pid and the process's start time), so that a dead writer is told from
     a live one."""
     folder = _ids_dir(lake, kind)
-    folder.mkdir(parents=True, exist_ok=True)
-    claim = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{folder}: cannot claim a {kind} id: {exc}") from None
+    claim = _writer_claim()
+    # committed ids count too: a lake whose _ids folder was lost (a copy that skipped it) must not reuse one
+    taken = set(claimed_ids(lake, kind)) | committed_ids(lake, kind)
     if item_id is not None:
-        if int(item_id) in claimed_ids(lake, kind):
+        if int(item_id) in taken:
             raise StoreError(f"{folder}: {kind} id {item_id} is taken")
         candidate, tries = int(item_id), 1
     else:
-        candidate, tries = max(claimed_ids(lake, kind), default=0) + 1, 10_000
+        candidate, tries = max(taken, default=0) + 1, 10_000
     for _ in range(tries):
         try:
             fd = os.open(folder / str(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -104,6 +110,11 @@ def claim_id(lake: Path, kind: str, item_id: int | None = None) -> int:
             handle.write(claim)
         return candidate
     raise StoreError(f"{folder}: no free {kind} id after 10,000 tries")
+
+
+def _writer_claim() -> str:
+    """Who holds a claim: host, pid and the process's start time."""
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())})
 
 
 def _process_start(pid: int) -> str | None:
@@ -123,6 +134,11 @@ def _alive(claim_path: Path) -> bool:
         claim = {}
     if not isinstance(claim, dict):
         return False
+    if not claim:  # being written this instant, or its writer died before it could say who it was
+        try:
+            return time.time() - claim_path.stat().st_mtime < 60
+        except OSError:
+            return False
     if claim.get("host") != socket.gethostname():
         return True  # another machine's writer on a shared lake: never judged from here
     pid = claim.get("pid")
@@ -152,8 +168,9 @@ def committed_ids(lake: Path, kind: str) -> set[int]:
     prefix = f"{PARTITION_KEY[kind]}="
     found = set()
     for entry in os.scandir(manifest) if manifest.is_dir() else ():
-        if entry.name.startswith(prefix) and os.path.isfile(os.path.join(entry.path, PART_FILE)):
-            found.add(int(entry.name[len(prefix):]))
+        value = entry.name[len(prefix):]
+        if entry.name.startswith(prefix) and value.isdigit() and os.path.isfile(os.path.join(entry.path, PART_FILE)):
+            found.add(int(value))
     return found
 
 
@@ -186,8 +203,11 @@ class Staged:
         tables = sorted(p.name for p in self.folder.iterdir() if p.is_dir()) if self.folder.is_dir() else []
         if manifest not in tables:
             raise StoreError(f"{self.folder}: {self.kind} {self.item_id} has no {manifest} file to commit")
-        for table in tables:
-            _fsync_tree(self.folder / table)
+        try:
+            for table in tables:
+                _fsync_tree(self.folder / table)
+        except OSError as exc:
+            raise StoreError(f"{self.folder}: the staged files did not reach the disk: {exc}") from None
         for table in [t for t in tables if t != manifest] + [manifest]:
             target = partition_dir(self.lake, table, self.item_id)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -216,12 +236,17 @@ def stage(lake: Path, kind: str, item_id: int | None = None) -> Staged:
     return staged
 
 
-def remove_partitions(lake: Path, kind: str, item_id: int) -> int:
-    """Delete every partition folder of one id, the manifest's first (so the id is invisible at once), in
-    every table's folder (tables a later auditor added included); returns the bytes freed."""
-    tables = [e.name for e in os.scandir(lake) if e.is_dir() and not e.name.startswith(("_", "."))] \
+def table_folders(lake: Path) -> list[str]:
+    """The name of every table folder in the lake (tables a later auditor added included)."""
+    return sorted(e.name for e in os.scandir(lake) if e.is_dir() and not e.name.startswith(("_", "."))) \
         if lake.is_dir() else []
-    tables.sort(key=lambda table: table != MANIFEST[kind])
+
+
+def remove_partitions(lake: Path, kind: str, item_id: int, tables: list[str] | None = None) -> int:
+    """Delete every partition folder of one id, the manifest's first (so the id is invisible at once), in
+    every table's folder (`tables`: the folders, when the caller has listed them already); returns the
+    bytes freed."""
+    tables = sorted(table_folders(lake) if tables is None else tables, key=lambda table: table != MANIFEST[kind])
     freed = 0
     for table in tables:
         folder = lake / table / f"{PARTITION_KEY[kind]}={int(item_id)}"
@@ -231,7 +256,7 @@ def remove_partitions(lake: Path, kind: str, item_id: int) -> int:
     return freed
 
 
-def remove_committed(lake: Path, kind: str, item_id: int) -> int:
+def remove_committed(lake: Path, kind: str, item_id: int, tables: list[str] | None = None) -> int:
     """Prune one committed id: its claim marked `.pruning` first (a prune killed half-way is finished by the
     next writer), then its folders, the manifest first; returns the bytes freed."""
     folder = _ids_dir(lake, kind)
@@ -243,10 +268,9 @@ def remove_committed(lake: Path, kind: str, item_id: int) -> int:
             break
         except FileNotFoundError:
             continue
-    else:
-        pruning.touch()
-    freed = remove_partitions(lake, kind, item_id)
-    os.replace(pruning, pruning.with_name(f"{int(item_id)}.done"))
+    pruning.write_text(_writer_claim())  # who prunes: another writer finishes it only once this one is dead
+    freed = remove_partitions(lake, kind, item_id, tables)
+    _settle_pruned(pruning, item_id)
     return freed
 
 
@@ -258,7 +282,7 @@ def clean_abandoned(lake: Path) -> list[str]:
     for kind in (SNAPSHOT, EVALUATION):
         claims = claimed_ids(lake, kind)
         for item_id, path in claims.items():
-            if path.suffix == ".pruning":
+            if path.suffix == ".pruning" and not _alive(path):  # a prune that died half-way
                 remove_partitions(lake, kind, item_id)
                 _settle_pruned(path, item_id)
                 removed.append(f"pruned {kind} {item_id}")
@@ -271,6 +295,9 @@ def clean_abandoned(lake: Path) -> list[str]:
                 _settle(lake, kind, item_id, "done")
                 continue
             if _alive(claim_path):
+                continue
+            if (lake / MANIFEST[kind] / f"{PARTITION_KEY[kind]}={item_id}" / PART_FILE).is_file():
+                _settle(lake, kind, item_id, "done")  # it committed after the list above was read
                 continue
             remove_partitions(lake, kind, item_id)
             shutil.rmtree(lake / STAGING / f"{kind}-{item_id}", ignore_errors=True)

@@ -14,6 +14,11 @@ from auditor.store.database import open_reader
 # runs; the connection is read-only with file access disabled as well, so a statement type missed here still
 # cannot write. EXPLAIN is judged by the statement it explains: EXPLAIN ANALYZE runs it.
 READ_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "VARIABLE_SET"}
+# PRAGMAs that only describe the database; any other (import_database, ...) is refused.
+READ_PRAGMAS = frozenset({"table_info", "show", "show_tables", "show_tables_expanded", "show_databases",
+                          "database_list", "database_size", "storage_info", "functions", "version", "platform",
+                          "collations", "user_agent", "metadata_info"})
+_PRAGMA = re.compile(r"^\s*PRAGMA\s+(\w+)", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
 
@@ -59,4 +64,8 @@ def _statement_kind(con, statement) -> str:
         except (duckdb.Error, ValueError):
             return "EXPLAIN of an unreadable"
         kind = statement.type.name
+    if kind == "PRAGMA":  # IMPORT DATABASE parses as a PRAGMA, and runs the COPY statements of a folder
+        match = _PRAGMA.match(statement.query)
+        if not match or match.group(1).lower() not in READ_PRAGMAS:
+            return "PRAGMA (other than " + ", ".join(sorted(READ_PRAGMAS)) + ")"
     return kind

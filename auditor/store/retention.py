@@ -33,6 +33,7 @@ auditor.pipeline.prune does both.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +43,7 @@ import duckdb
 from auditor.config import RetentionSettings
 from auditor.errors import RetentionError, StoreError
 from auditor.store.database import open_for_writing, open_reader
-from auditor.store.lake import clean_abandoned, remove_committed
+from auditor.store.lake import PART_FILE, clean_abandoned, remove_committed, table_folders
 from auditor.store.tables import EVALUATION, PARTITION_KEY, SANDBOX_CONFIG, SNAPSHOT
 
 
@@ -141,12 +142,13 @@ def prune_snapshots(database: Path, policy: RetentionSettings, *, now: datetime 
     lake = open_for_writing(database)
     rows = _row_counts(lake, {SNAPSHOT: pruned, EVALUATION: evaluations})
     clean_abandoned(lake)
+    tables = table_folders(lake)
     freed = 0
     try:
         for evaluation_id in evaluations:  # an evaluation goes before its snapshot: never one without the other
-            freed += remove_committed(lake, EVALUATION, evaluation_id)
+            freed += remove_committed(lake, EVALUATION, evaluation_id, tables)
         for snapshot_id in pruned:
-            freed += remove_committed(lake, SNAPSHOT, snapshot_id)
+            freed += remove_committed(lake, SNAPSHOT, snapshot_id, tables)
     except OSError as exc:
         raise RetentionError(f"{lake}: pruning stopped half-way ({exc}); the next write finishes it") from None
     return SnapshotPrune(kept=len(kept), pruned=pruned, rows_deleted=rows, pruned_snapshots=pruned_snapshots,
@@ -159,11 +161,12 @@ def _row_counts(lake: Path, ids: dict[str, list[int]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     try:
-        for folder in sorted(p for p in lake.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
-            files = [str(f) for kind, kind_ids in ids.items() for item_id in kind_ids
-                     for f in (folder / f"{PARTITION_KEY[kind]}={item_id}").glob("*.parquet")]
-            counts[folder.name] = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
-                                              [files]).fetchall()[0][0] if files else 0
+        for table in table_folders(lake):
+            folder = os.path.join(lake, table)
+            files = [path for kind, kind_ids in ids.items() for item_id in kind_ids
+                     if os.path.isfile(path := os.path.join(folder, f"{PARTITION_KEY[kind]}={item_id}", PART_FILE))]
+            counts[table] = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
+                                        [files]).fetchall()[0][0] if files else 0
     finally:
         con.close()
     return counts
