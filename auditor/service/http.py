@@ -177,18 +177,18 @@ class StatusServer:
 
     def _read_snapshots(self) -> tuple[dict, list[dict], list[dict]]:
         """(database state, newest snapshot of each cloud/region, newest complete one of each)."""
-        published = self.database
-        if not published.is_file():
+        database = self.database
+        if not database.is_file():
             return {"state": "absent", "error": None}, [], []
         try:
-            with _reader(published) as con:
+            with _reader(database) as con:
                 latest = _dicts(con.execute(
                     "SELECT id, cloud, region, status, started_at, finished_at FROM snapshots "
                     "QUALIFY row_number() OVER (PARTITION BY cloud, region ORDER BY started_at DESC, id DESC) = 1"))
                 complete = _dicts(con.execute("SELECT id, cloud, region, started_at, finished_at FROM latest_snapshots"))
         except (AuditorError, duckdb.Error) as exc:
-            log.warning("/healthz: cannot read %s: %s", published, _one_line(str(exc)))
-            return {"state": "unreadable", "error": _scrub(exc, published)}, [], []
+            log.warning("/healthz: cannot read %s: %s", database, _one_line(str(exc)))
+            return {"state": "unreadable", "error": _scrub(exc, database)}, [], []
         return {"state": "ok", "error": None}, latest, complete
 
     def _read_last_runs(self) -> tuple[dict, dict[str, JobRun], set[str]]:
@@ -284,19 +284,19 @@ class _AuditorCollector(Collector):
         yield from (active, last, success)
 
     def _database_metrics(self) -> Iterator:
-        published = self.status.database
+        database = self.status.database
         readable = GaugeMetricFamily("auditor_database_readable",
                                      "1 when the snapshot database could be read for this scrape; 0 when "
                                      "it does not exist yet or cannot be opened (then no snapshot or finding metrics).")
-        if not published.is_file():
+        if not database.is_file():
             readable.add_metric([], 0)
             yield readable
             return
         try:
-            with _reader(published) as con:
+            with _reader(database) as con:
                 families = list(_snapshot_and_finding_metrics(con))
         except (AuditorError, duckdb.Error) as exc:
-            log.warning("/metrics: cannot read %s: %s", published, _one_line(str(exc)))
+            log.warning("/metrics: cannot read %s: %s", database, _one_line(str(exc)))
             readable.add_metric([], 0)
             yield readable
             return

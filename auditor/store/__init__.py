@@ -1,1 +1,1 @@
-"""The DuckDB snapshot store: schema, writer, published read-only copy and read-only queries."""
+"""The store: the lake of Parquet snapshots and evaluations, the catalog of views over it, its writers and readers."""
