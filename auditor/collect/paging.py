@@ -32,7 +32,6 @@ from auditor.collect.retry import (
     DeadlineReached,
     RetryPolicy,
     network_reason,
-    safe_url,
     status_text,
 )
 from auditor.errors import CollectionCancelled
@@ -235,12 +234,12 @@ class Pager:
                 if attempt > self.policy.retries:
                     raise PageFailed(self._failure(listing, response.status_code, path,
                                                    f"{exc} after {attempt} tries")) from None
-                log.warning("GET %s: %s; trying again", safe_url(response.url), exc)
+                log.warning("GET %s: %s; trying again", mask(response.url), exc)
                 self._wait(attempt, listing, path)
                 continue
             finally:
                 response.close()
-            log.debug("GET %s %s %d bytes %.2fs", safe_url(response.url), response.status_code, len(body),
+            log.debug("GET %s %s %d bytes %.2fs", mask(response.url), response.status_code, len(body),
                       time.monotonic() - started)
             if response.status_code >= 400:
                 message = _error_message(response.status_code, response.reason, body)

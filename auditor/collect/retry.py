@@ -90,7 +90,7 @@ class _PolicyRetry(Retry):
         where = f"{_pool.scheme}://{_pool.host}:{_pool.port}" if _pool is not None else ""
         what = f"HTTP {response.status}" if response is not None and response.status else _short_error(error)
         left = new.total if new.total is not None else "?"
-        log.warning("%s %s%s: %s; trying again (%s tries left)", method, where, safe_url(url or ""), what, left)
+        log.warning("%s %s%s: %s; trying again (%s tries left)", method, where, mask(url or ""), what, left)
         return new
 
     def sleep(self, response=None) -> None:
@@ -98,12 +98,6 @@ class _PolicyRetry(Retry):
         if response is not None and self.respect_retry_after_header:
             retry_after = self.get_retry_after(response)  # capped at retry_after_max by urllib3
         self.policy.wait(len(self.history), retry_after)
-
-
-def safe_url(url: str) -> str:
-    """`url` for a log line: its userinfo, the values of secret-looking query parameters (Swift temp URLs,
-    tokens passed as parameters) and anything registered as secret masked."""
-    return mask(url)
 
 
 def _short_error(error: BaseException | None) -> str:

@@ -29,6 +29,7 @@ from auditor.store.tables import (
     EVALUATION_TABLES,
     KIND_OF,
     MANIFEST,
+    PARQUET_OPTIONS,
     PARTITION_KEY,
     SANDBOX_CONFIG,
     SNAPSHOT_TABLES,
@@ -76,7 +77,7 @@ def prepare_lake(lake: Path) -> None:
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
             columns = ", ".join(sql_ident(name) for name, _ in file_columns(table))
             con.execute(f"COPY (SELECT {columns} FROM {sql_ident(table)} LIMIT 0) TO {sql_literal(str(tmp))} "
-                        f"(FORMAT parquet, COMPRESSION zstd)")
+                        f"({PARQUET_OPTIONS})")
             os.replace(tmp, path)
     finally:
         con.close()
@@ -105,13 +106,14 @@ def catalog_state(database: Path) -> dict[str, str]:
         con.close()
 
 
-def ensure_catalog(database: Path, lake: Path) -> None:
+def ensure_catalog(database: Path, lake: Path, state: dict[str, str] | None = None) -> None:
     """Make `database` the catalog of `lake`, unless it is already: the hash of its SQL (which holds the
     lake's absolute path) decides, so a new auditor's views or a moved lake rebuild it, and nothing else
-    does. Built as a new file and renamed over the old one."""
+    does. Built as a new file and renamed over the old one. `state`: what catalog_state read, when the caller
+    has it already."""
     lake = lake.resolve()
     definition = hashlib.sha256(catalog_sql(lake).encode()).hexdigest()
-    if database.is_file() and catalog_state(database).get("definition") == definition:
+    if database.is_file() and (catalog_state(database) if state is None else state).get("definition") == definition:
         return
     build_catalog(database, lake, definition)
 
@@ -136,10 +138,10 @@ def build_catalog(database: Path, lake: Path, definition: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def open_catalog(database: Path, lake: Path):
-    """A read-only connection to the catalog, in a DuckDB instance of its own, that may read the lake and
-    nothing else on disk: file access is limited to the lake's folder, then turned off for everything
-    else, and the configuration locked, so no query can undo it (docs/cli.md, `auditor sql`)."""
+def open_catalog(database: Path, lake: Path, sandboxed: bool = True):
+    """A read-only connection to the catalog, in a DuckDB instance of its own. `sandboxed` (every reader but
+    the exports): it may read the lake's table folders and nothing else on disk, and its configuration is
+    locked, so no query can undo that (docs/cli.md, `auditor sql`)."""
     if not database.is_file():
         raise StoreError(f"{database}: no catalog yet (run `auditor snapshot` first)")
     try:
@@ -150,11 +152,11 @@ def open_catalog(database: Path, lake: Path):
         con.execute("SET enable_progress_bar = false")
         con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(database)])
         con.execute("USE catalog")
-        # the tables' folders only: not _staging (a write in progress) nor _ids
-        con.execute("SET allowed_directories = ?", [[str(lake.resolve() / table) + os.sep
-                                                      for table in SNAPSHOT_TABLES + EVALUATION_TABLES]])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        if sandboxed:  # the tables' folders only: not _staging (a write in progress) nor _ids
+            con.execute("SET allowed_directories = ?", [[str(lake.resolve() / table) + os.sep
+                                                          for table in SNAPSHOT_TABLES + EVALUATION_TABLES]])
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
         con.close()
         raise StoreError(f"{database}: cannot open: {exc}") from None

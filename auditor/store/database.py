@@ -45,9 +45,10 @@ def lake_path(database: Path) -> Path:
     return lake
 
 
-def check_format(database: Path) -> None:
-    """Refuse a file this auditor did not write as a catalog, above all one auditor 0.1.0 wrote."""
-    state = catalog_state(database)
+def check_format(database: Path, state: dict[str, str] | None = None) -> None:
+    """Refuse a file this auditor did not write as a catalog, above all one auditor 0.1.0 wrote (`state`:
+    what catalog_state read, when the caller has it already)."""
+    state = catalog_state(database) if state is None else state
     if state.get("definition"):
         return
     if state.get("schema_version"):
@@ -79,11 +80,12 @@ def _readable(database: Path) -> Path:
     database = Path(database)
     if not database.is_file():
         raise StoreError(f"{database}: no snapshot database yet (run `auditor snapshot` first)")
-    check_format(database)
+    state = catalog_state(database)
+    check_format(database, state)
     lake = lake_path(database)
     if not lake.is_dir():
         raise StoreError(f"{database}: its lake {lake} is missing: the history lives there")
-    ensure_catalog(database, lake)  # a moved lake, or a newer auditor's views: the catalog is made anew
+    ensure_catalog(database, lake, state)  # a moved lake, or a newer auditor's views: the catalog is made anew
     return lake
 
 
@@ -96,20 +98,7 @@ def open_reader(database: Path):
 def open_for_export(database: Path):
     """A read-only connection to the catalog with file access: `COPY ... TO` an export file needs it, so
     this connection runs only the export's own statements, never user SQL."""
-    lake = _readable(database)
-    try:
-        con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
-    except duckdb.Error as exc:
-        raise StoreError(f"{database}: cannot open: {exc}") from None
-    try:
-        quiet(con)
-        con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(database)])
-        con.execute("USE catalog")
-    except duckdb.Error as exc:
-        con.close()
-        raise StoreError(f"{database}: cannot open: {exc}") from None
-    log.debug("export connection on %s (lake %s)", database, lake)
-    return con
+    return open_catalog(database, _readable(database), sandboxed=False)
 
 
 def column_types(con, table: str) -> dict[str, pa.DataType]:
@@ -151,10 +140,3 @@ def sandbox(con) -> None:
     so a rule that reads a file fails there, not at its first evaluation."""
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-
-
-def quiet(con) -> None:
-    """No progress bar: DuckDB draws it on stdout for queries over 2 s, into CSV and JSON output."""
-    con.execute("SET enable_progress_bar = false")
-
-

@@ -27,6 +27,7 @@ RESOURCE_TABLES = (
 SNAPSHOT_TABLES = ("snapshots", "snapshot_resources", "collection_errors") + RESOURCE_TABLES
 EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers")
 KIND_OF = {**{t: SNAPSHOT for t in SNAPSHOT_TABLES}, **{t: EVALUATION for t in EVALUATION_TABLES}}
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"  # every file of the lake
 SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 

@@ -22,6 +22,7 @@ from auditor.store.tables import (
     EVALUATION,
     EVALUATION_TABLES,
     MANIFEST,
+    PARQUET_OPTIONS,
     SANDBOX_CONFIG,
     SNAPSHOT,
     SNAPSHOT_TABLES,
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 # Load order matters: servers take flavor details from flavors, derived tables read ports.
 LOAD_ORDER = ("projects", "flavors", "servers", "availability_zones", "server_groups", "images",
               "security_groups", "security_group_rules", "ports", "floating_ips")
-PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
 
 
 def write_snapshot(database: Path, snapshot: RegionSnapshot, memory_limit: str = "1GB") -> tuple[int, dict]:
