@@ -8,6 +8,7 @@ included) keep their key but lose their value: that a secret sits there is itsel
 """
 
 import re
+from dataclasses import dataclass
 
 REDACTED = "[REDACTED]"
 
@@ -60,3 +61,22 @@ def redact_record(record: dict, nested: tuple[str, ...] = (), top_level: bool = 
         if isinstance(value, dict):
             clean[key] = redact_mapping(value)
     return clean
+
+
+@dataclass(frozen=True)
+class RecordSecrets:
+    """Where the records of one listing carry secrets, and how they are removed (see redact_record)."""
+
+    masked_mappings: tuple[str, ...] = ()  # nested key/value mappings whose credential-like values are masked
+    record_is_mapping: bool = False  # the record's own keys are free-form (Glance image properties)
+
+    def clean(self, record: dict) -> dict:
+        return redact_record(record, nested=self.masked_mappings, top_level=self.record_is_mapping)
+
+
+# The listings whose records may carry a secret, by resource type. Every page of them is cleaned before it is
+# spooled (auditor/collect/paging.py), so no secret is ever written to disk, not even while a snapshot works.
+SECRETS_BY_LISTING = {
+    "servers": RecordSecrets(masked_mappings=("metadata",)),
+    "images": RecordSecrets(record_is_mapping=True),
+}

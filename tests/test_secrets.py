@@ -1,18 +1,26 @@
 """No secret at any verbosity: `auditor -vv run` against a cloud full of canary secrets, and none of them
-reaches stdout, stderr or any file written (the database read back with SQL, the PDF read back as text)."""
+reaches stdout, stderr or any file written (the database read back with SQL, the PDF read back as text), nor
+any file a snapshot keeps while it works (its spooled pages, its staging folder), even after `kill -9`."""
 
 from __future__ import annotations
 
 import base64
 import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import run_cli, write_clouds_yaml
+from conftest import collect, run_cli, write_clouds_yaml
 from pypdf import PdfReader
 
-from auditor.fakecloud import FakeCloud
+from auditor.fakecloud import FakeCloud, generate_cloud
+from auditor.store.database import lake_path
 
 SECRETS = {
     "admin_pass": "CANARY-adminpass-7f3a1c",
@@ -26,13 +34,16 @@ SECRETS = {
 METADATA_VALUE = "CANARY-metaplain-0d9e44"
 
 
-def _canary_cloud(demo_fixture) -> dict:
+def _canary_cloud(demo_fixture, every: int = 0) -> dict:
+    """The cloud with canary secrets: in its first server (and every `every`th one), its first image and
+    its users."""
     fixture = copy.deepcopy(demo_fixture)
-    server = fixture["servers"][0]
-    server["adminPass"] = SECRETS["admin_pass"]
-    cloud_init = f"#cloud-config\npassword: {SECRETS['user_data']}\n"
-    server["OS-EXT-SRV-ATTR:user_data"] = base64.b64encode(cloud_init.encode()).decode()
-    server["metadata"] = {"db_password": SECRETS["metadata_password"], "owner_note": METADATA_VALUE}
+    servers = fixture["servers"]
+    for server in servers[::every] if every else servers[:1]:
+        server["adminPass"] = SECRETS["admin_pass"]
+        cloud_init = f"#cloud-config\npassword: {SECRETS['user_data']}\n"
+        server["OS-EXT-SRV-ATTR:user_data"] = base64.b64encode(cloud_init.encode()).decode()
+        server["metadata"] = {"db_password": SECRETS["metadata_password"], "owner_note": METADATA_VALUE}
     fixture["images"][0]["admin_password"] = SECRETS["image_password"]
     admin = fixture["cloud"]["users"][0]
     admin["password"] = SECRETS["user_password"]
@@ -68,8 +79,17 @@ def _parquet_text(path: Path) -> str:
     con = duckdb.connect()
     try:
         return repr(con.execute("SELECT * FROM read_parquet(?, hive_partitioning = false)", [str(path)]).fetchall())
+    except duckdb.Error:  # a file cut short by kill -9: its complete pages are zstd, so only its bytes are left
+        return path.read_bytes().decode("latin-1")
     finally:
         con.close()
+
+
+def _assert_no_secret(written, tokens=()) -> None:
+    for path, text in written:
+        for name, secret in [*SECRETS.items(), *(("token", t) for t in tokens)]:
+            for form in _forms(secret):
+                assert form not in text, f"{name} in {path}"
 
 
 def _database_text(path: Path) -> str:
@@ -123,7 +143,59 @@ def test_no_secret_reaches_output_or_files_at_debug_verbosity(tmp_path, demo_fix
     names = {path.name for path, _ in written}
     assert {"report.pdf", "report.html", "findings.csv", "audit.duckdb", "part-0.parquet"} <= names
     assert any(name.endswith(".eml") for name in names)
-    for path, text in written:
-        for name, secret in [*SECRETS.items(), *(("token", t) for t in tokens)]:
-            for form in _forms(secret):
-                assert form not in text, f"{name} in {path.relative_to(work)}"
+    _assert_no_secret(written, tokens)
+
+
+def test_spooled_pages_hold_no_secret_and_lose_nothing_else(tmp_path, monkeypatch, demo_fixture):
+    """Pages are cleaned before they are written to the spool: the secret values are gone, the keys of
+    credential-like metadata and image properties stay (masked), every other value stays."""
+    with FakeCloud(_canary_cloud(demo_fixture)) as cloud:
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
+            tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
+        snapshot = collect()
+    spool = snapshot.listings["servers"].spools[0].parent
+    try:
+        pages = {path.name: path.read_text(encoding="utf-8") for path in spool.iterdir()}
+        _assert_no_secret(pages.items())
+        servers = "".join(text for name, text in pages.items() if name.startswith("servers-"))
+        images = "".join(text for name, text in pages.items() if name.startswith("images-"))
+        assert '"db_password":"[REDACTED]"' in servers and METADATA_VALUE in servers
+        assert "adminPass" not in servers and "user_data" not in servers
+        assert '"admin_password":"[REDACTED]"' in images
+        for server in demo_fixture["servers"]:
+            assert server["id"] in servers and server["name"] in servers
+    finally:
+        shutil.rmtree(spool)
+
+
+@pytest.mark.parametrize("moment", ["listing", "writing"])
+def test_a_snapshot_killed_while_it_works_leaves_no_secret_on_disk(tmp_path, moment):
+    """kill -9 while the pages are spooled, and while the snapshot's Parquet files are written (DuckDB may
+    spill to the staging folder): every file left behind (spool, staging, spill) holds no secret."""
+    big = _canary_cloud(generate_cloud(20000, seed=5), every=500)
+    work = tmp_path / "work"
+    work.mkdir()
+    database = work / "audit.duckdb"
+    with FakeCloud(big) as cloud:
+        clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"big": cloud.clouds_yaml_entry()})
+        writer = subprocess.Popen([sys.executable, "-m", "auditor", "--database", str(database), "snapshot",
+                                   "--cloud", "big"], env={**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not _at(moment, work, database):
+            assert writer.poll() is None, f"the snapshot ended before it was {moment}"
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        writer.send_signal(signal.SIGKILL)
+        assert writer.wait() == -signal.SIGKILL, "the snapshot finished before it could be killed"
+    left = list(_file_texts(work, skip=set()))
+    leftover = ".auditor-spool-" if moment == "listing" else "_staging"
+    assert any(leftover in str(path) for path, _ in left)  # the killed run did leave its work behind
+    _assert_no_secret(left)
+
+
+def _at(moment: str, work: Path, database: Path) -> bool:
+    if moment == "listing":  # a few pages of servers spooled
+        return any(path.stat().st_size > 2**20 for path in work.glob(".auditor-spool-*/servers-*.json"))
+    # written table by table: once security groups are, servers and images are complete, readable Parquet
+    return any(lake_path(database).glob("_staging/snapshot-*/security_groups/part-0.parquet"))

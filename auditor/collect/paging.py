@@ -11,6 +11,7 @@ Each listing records every failure, so a partial listing is never mistaken for a
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 import threading
@@ -36,6 +37,7 @@ from auditor.collect.retry import (
 )
 from auditor.errors import CollectionCancelled
 from auditor.logs import mask
+from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, SECRETS_BY_LISTING, RecordSecrets
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,10 @@ class Listing:
         self.failures.append(failure)
 
     def add_page(self, body: bytes, count: int, spool_dir: Path) -> None:
+        """Spool a page; the only way a page reaches the disk, so secrets are removed here."""
+        secrets = SECRETS_BY_LISTING.get(self.resource_type)
+        if secrets is not None and count:
+            body = without_secrets(body, self.key, secrets)
         if not self.spools:
             self.spools.append(spool_dir / f"{self.resource_type}-{uuid.uuid4().hex}.json")
         with open(self.spools[-1], "ab") as spool:
@@ -96,6 +102,43 @@ class Listing:
         limit = max(16 * 2**20, 2 * self.largest_page)
         return (f"(SELECT json AS body FROM read_json_objects([{files}], format = 'unstructured', "
                 f"maximum_object_size = {limit}))")
+
+
+_DROP_SECRET_KEYS = json.dumps({key: None for key in sorted(DROPPED_KEYS)})
+
+
+def without_secrets(body: bytes, key: str, secrets: RecordSecrets) -> bytes:
+    """A page as it may be written to disk: only its records under `key` (the store reads nothing else), without
+    secrets. DuckDB drops the keys that carry them from every record (all copies of a repeated key) and finds
+    the few records that may still hold one (a credential-like key or value anywhere in them); those go
+    through auditor.redact in Python. The page has already passed inspect_page."""
+    record = "x" if secrets.record_is_mapping else \
+        "CASE WHEN json_type(x) = 'OBJECT' THEN json_merge_patch(x, $drop) ELSE x END"
+    records, suspects = _duckdb().execute(
+        f"SELECT r, list_transform(r, lambda t: regexp_matches(t, $pattern)) FROM ("
+        f"  SELECT list_transform(json_transform($body::VARCHAR, $shape).{sql_ident(key)},"
+        f"                        lambda x: coalesce(({record})::VARCHAR, 'null')) AS r)",
+        {"body": body.decode("utf-8"), "shape": orjson.dumps({key: ["JSON"]}).decode(),
+         "pattern": CANDIDATE_PATTERN, **({} if secrets.record_is_mapping else {"drop": _DROP_SECRET_KEYS})},
+    ).fetchone()
+    for position, suspect in enumerate(suspects):
+        if suspect:
+            records[position] = _cleaned(records[position], secrets)
+    return b"".join((b"{", orjson.dumps(key), b":[", ",".join(records).encode("utf-8"), b"]}"))
+
+
+def _cleaned(text: str, secrets: RecordSecrets) -> str:
+    try:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError:  # valid JSON that orjson refuses: an integer beyond 64 bits
+        record = json.loads(text)
+    if not isinstance(record, dict):
+        return text
+    clean = secrets.clean(record)
+    try:
+        return orjson.dumps(clean).decode("utf-8")
+    except TypeError:
+        return json.dumps(clean, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass

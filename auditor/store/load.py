@@ -5,9 +5,8 @@ and maps every record's fields with `json_transform` (one parse per record, no P
 A probe before it, one pass straight over the pages (auditor/store/typecheck.py), counts records without
 an id, ids listed twice and fields of the wrong JSON type: each is a collection error; a wrong value is
 stored as NULL (`raw` keeps what the API said) and each record is stored once. Derived facts (flavor
-details by id, server -> security groups, floating IP -> server) are joined in SQL afterwards. Secrets:
-keys that carry them are dropped in SQL; the few records whose metadata or image properties look like
-they hold a credential go through auditor.redact in Python.
+details by id, server -> security groups, floating IP -> server) are joined in SQL afterwards. The pages
+hold no secret: they were cleaned before they were spooled (Listing.add_page in auditor/collect/paging.py).
 """
 
 from __future__ import annotations
@@ -15,10 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import orjson
-
 from auditor.collect.paging import Listing, sql_ident, sql_literal
-from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, redact_record
 from auditor.store.typecheck import checks, describe, patched_item, probe_schema
 
 # The core Glance fields; every other top-level key of an image is a free-form property.
@@ -73,8 +69,7 @@ _SERVER_SELECT = f"""
     list_sort(list_distinct(list_transform(s.security_groups, lambda g: g.name))) AS security_group_names,
     s.server_groups, s.tags, s.locked, s.description, nullif(s.config_drive, '') AS config_drive,
     s.fault.code AS fault_code, s.fault.message AS fault_message, {_ts('s.fault.created')} AS fault_created_at,
-    (s.status = 'UNKNOWN' AND NOT json_exists(item, '$.name')) AS down_cell,
-    json_merge_patch(item, {sql_literal(_patch_removing(sorted(DROPPED_KEYS)))}) AS raw
+    (s.status = 'UNKNOWN' AND NOT json_exists(item, '$.name')) AS down_cell, item AS raw
 """
 
 _NEUTRON_BASE = {"id": "VARCHAR", "project_id": "VARCHAR", "tenant_id": "VARCHAR", "description": "VARCHAR",
@@ -125,7 +120,7 @@ TABLES = {
            s.container_format, s.size AS size_bytes, s.virtual_size AS virtual_size_bytes, s.min_disk AS min_disk_gb,
            s.min_ram AS min_ram_mb, {_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at, s.tags,
            json_merge_patch(item, {sql_literal(_patch_removing(IMAGE_CORE_KEYS))}) AS properties,
-           item AS raw""",  # secrets among the properties are masked, keys kept, by redact_candidates
+           item AS raw""",
     ),
     "security_groups": (
         {**_NEUTRON_BASE, "name": "VARCHAR", "stateful": "BOOLEAN", "shared": "BOOLEAN",
@@ -301,28 +296,3 @@ def derive(con, snapshot_id: int) -> None:
         FROM ports p
         WHERE floating_ips.snapshot_id = $1 AND p.snapshot_id = $1 AND floating_ips.port_id = p.id
           AND p.device_owner LIKE 'compute:%'""", sid)
-
-
-def redact_candidates(con, snapshot_id: int) -> None:
-    """Mask credential-like metadata and image properties; SQL finds the few candidates, Python decides."""
-    rows = con.execute(
-        "SELECT rowid, raw FROM servers WHERE snapshot_id = ? AND regexp_matches(metadata::VARCHAR, ?)",
-        [snapshot_id, CANDIDATE_PATTERN],
-    ).fetchall()
-    for rowid, raw in rows:
-        clean = redact_record(orjson.loads(raw), nested=("metadata",))
-        con.execute("UPDATE servers SET raw = ?, metadata = ? WHERE rowid = ?",
-                    [orjson.dumps(clean).decode(), _json_or_none(clean.get("metadata")), rowid])
-    rows = con.execute(
-        "SELECT rowid, raw FROM images WHERE snapshot_id = ? AND regexp_matches(properties::VARCHAR, ?)",
-        [snapshot_id, CANDIDATE_PATTERN],
-    ).fetchall()
-    for rowid, raw in rows:
-        clean = redact_record(orjson.loads(raw), top_level=True)
-        properties = {k: v for k, v in clean.items() if k not in IMAGE_CORE_KEYS}
-        con.execute("UPDATE images SET raw = ?, properties = ? WHERE rowid = ?",
-                    [orjson.dumps(clean).decode(), orjson.dumps(properties).decode(), rowid])
-
-
-def _json_or_none(value) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()

@@ -17,7 +17,7 @@ from auditor.collect.paging import CollectionFailure, sql_ident, sql_literal
 from auditor.errors import StoreError
 from auditor.store.database import column_types, insert_columns, open_for_writing
 from auditor.store.lake import Staged, clean_abandoned, stage
-from auditor.store.load import derive, load_listing, redact_candidates
+from auditor.store.load import derive, load_listing
 from auditor.store.tables import (
     EVALUATION,
     EVALUATION_TABLES,
@@ -144,7 +144,6 @@ def normalize(con, snapshot_id: int, snapshot: RegionSnapshot) -> dict:
             listing.failures.append(failure)
             failures.append(failure)
     derive(con, snapshot_id)
-    redact_candidates(con, snapshot_id)
     counts = {
         rt: con.execute(f"SELECT count(*) FROM {rt} WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0][0]
         for rt in RESOURCE_TYPES
