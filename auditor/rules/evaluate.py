@@ -264,7 +264,7 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
     con.execute("CREATE OR REPLACE TEMP TABLE active_waivers AS SELECT * FROM waivers_arrow")
     con.unregister("rule_meta_arrow")
     con.unregister("waivers_arrow")
-    con.execute("CREATE OR REPLACE TEMP TABLE results AS SELECT row_number() OVER () AS n, * FROM rule_results")
+    con.execute("CREATE OR REPLACE TEMP VIEW results AS SELECT rowid AS n, * FROM rule_results")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE waiver_hits AS
         SELECT r.n, arg_min(w.waiver_id, w.ord) AS waiver_id
@@ -279,8 +279,9 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
         CREATE OR REPLACE TEMP TABLE previous_findings AS
         SELECT rule_id, severity, resource_type, resource_id, resource_name, project_id, status, first_seen_at
         FROM ({previous_findings}) WHERE resource_id IS NOT NULL""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE final_findings AS
+    # Each resource's rows side by side: a reason quotes its resource's name and id, which zstd then stores
+    # as back-references (the findings of 20,000 servers: 7.1 MB a run in rule order, 3.1 MB so).
+    findings = con.sql("""
         SELECT r.rule_id, m.severity, m.resource_type, r.resource_id, r.resource_name, r.project_id, r.status,
                r.reason, h.waiver_id IS NOT NULL AS waived, h.waiver_id,
                CASE WHEN r.status = 'fail' THEN coalesce(p.first_seen_at, CAST(? AS TIMESTAMP))
@@ -290,7 +291,7 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
         LEFT JOIN waiver_hits h USING (n)
         LEFT JOIN previous_findings p
           ON p.rule_id = r.rule_id AND p.resource_id = r.resource_id AND p.first_seen_at IS NOT NULL
-        ORDER BY r.n""", [snapshot_started])
+        ORDER BY m.resource_type, r.resource_id, r.rule_id""", params=[snapshot_started]).to_arrow_table()
     # Resolved: failing before, and now passing, or gone while the rule ran on complete data.
     resolved = con.sql("""
         SELECT p.rule_id, p.severity, p.resource_type, p.resource_id, p.resource_name, p.project_id,
@@ -299,8 +300,8 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
         LEFT JOIN results r ON r.rule_id = p.rule_id AND r.resource_id = p.resource_id
         WHERE p.status = 'fail'
           AND (r.status IN ('pass', 'info') OR (r.status IS NULL AND m.outcome = 'ran'))
-        ORDER BY p.rule_id, p.resource_id""").to_arrow_table()
-    findings = con.sql("SELECT * FROM final_findings").to_arrow_table()
+        ORDER BY p.resource_type, p.resource_id, p.rule_id""").to_arrow_table()
+    con.register("final_findings", findings)
     counts = con.execute("""
         SELECT severity, count(*) FILTER (WHERE status = 'fail' AND NOT waived),
                count(*) FILTER (WHERE is_new AND NOT waived), count(*) FILTER (WHERE waived),

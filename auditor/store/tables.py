@@ -28,9 +28,6 @@ SNAPSHOT_TABLES = ("snapshots", "snapshot_resources", "collection_errors") + RES
 EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers")
 KIND_OF = {**{t: SNAPSHOT for t in SNAPSHOT_TABLES}, **{t: EVALUATION for t in EVALUATION_TABLES}}
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"  # every file of the lake
-# A finding's reason quotes its resource's name and id: with each resource's rows side by side, zstd stores
-# those as back-references (the findings of 20,000 servers: 7.1 MB -> 3.1 MB a run; docs/benchmarks.md).
-ROW_ORDER = {table: "resource_type, resource_id, rule_id" for table in ("findings", "resolved_findings")}
 SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 

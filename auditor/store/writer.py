@@ -23,7 +23,6 @@ from auditor.store.tables import (
     EVALUATION_TABLES,
     MANIFEST,
     PARQUET_OPTIONS,
-    ROW_ORDER,
     SANDBOX_CONFIG,
     SNAPSHOT,
     SNAPSHOT_TABLES,
@@ -119,8 +118,7 @@ def write_partition(con, staged: Staged, table: str) -> None:
                                                           ).fetchall()[0][0]:
         return
     columns = ", ".join(sql_ident(name) for name, _ in file_columns(table))
-    order = f" ORDER BY {ROW_ORDER[table]}" if table in ROW_ORDER else ""
-    con.execute(f"COPY (SELECT {columns} FROM {sql_ident(table)} WHERE {where}{order}) TO "
+    con.execute(f"COPY (SELECT {columns} FROM {sql_ident(table)} WHERE {where}) TO "
                 f"{sql_literal(str(staged.file(table)))} ({PARQUET_OPTIONS})")
 
 
