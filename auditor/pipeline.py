@@ -22,7 +22,7 @@ from auditor.errors import CollectionCancelled, CollectionError, NotifyError, Re
 from auditor.output import render
 from auditor.store.database import open_reader
 from auditor.store.database import check_format
-from auditor.store.writer import write_snapshot
+from auditor.store.snapshot_writer import write_snapshot
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from snapshot import MEASURED_RUN, run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
 
-from auditor.collect.paging import sql_ident, sql_literal  # noqa: E402
+from auditor.sqltext import sql_ident, sql_literal  # noqa: E402
 from auditor.store.database import lake_path, open_reader  # noqa: E402
 from auditor.store.lake import committed_ids, partition_file, remove_committed  # noqa: E402
 from auditor.store.tables import SANDBOX_CONFIG, file_columns, relation_sql, schema_sql  # noqa: E402

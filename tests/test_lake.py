@@ -35,7 +35,7 @@ from auditor.store.tables import (
 from auditor.config import RulesSettings
 from auditor.rules.evaluate import evaluate, load_ruleset
 from auditor.store.database import lake_path
-from auditor.store.writer import write_snapshot, write_snapshot_to_lake
+from auditor.store.snapshot_writer import write_snapshot, write_snapshot_to_lake
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from auditor.collect.retry import (
 from auditor.errors import CollectionCancelled
 from auditor.logs import mask
 from auditor.redact import CANDIDATE_PATTERN, DROPPED_KEYS, SECRETS_BY_LISTING, RecordSecrets
+from auditor.sqltext import sql_ident, sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +166,6 @@ def _duckdb():
         con = _local.con = duckdb.connect(config={"autoload_known_extensions": False,
                                                   "autoinstall_known_extensions": False})
     return con
-
-
-def sql_ident(name: str) -> str:
-    """`name` as a quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(text: str) -> str:
-    """`text` as a SQL string literal, for the places DuckDB wants a constant (file lists, JSON shapes)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:

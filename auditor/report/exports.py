@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from auditor.collect.paging import sql_literal
+from auditor.sqltext import sql_literal
 from auditor.output import FORMULA_RE2
 from auditor.rules.catalog import SEVERITY_ORDER_SQL
 from auditor.store.database import open_for_export

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from auditor.collect.paging import sql_ident, sql_literal
+from auditor.sqltext import sql_ident, sql_literal
 from auditor.errors import StoreError
 from auditor.store.helpers import helpers_sql
 from auditor.store.lake import schema_file, table_glob

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from auditor.collect.paging import Listing, sql_ident, sql_literal
+from auditor.collect.paging import Listing
+from auditor.sqltext import sql_ident, sql_literal
 from auditor.store.typecheck import checks, describe, patched_item, probe_schema
 
 # The core Glance fields; every other top-level key of an image is a free-form property.

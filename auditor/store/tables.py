@@ -14,7 +14,7 @@ from importlib.resources import files
 
 import duckdb
 
-from auditor.collect.paging import sql_ident, sql_literal
+from auditor.sqltext import sql_ident, sql_literal
 
 SNAPSHOT, EVALUATION = "snapshot", "evaluation"
 PARTITION_KEY = {SNAPSHOT: "snapshot_id", EVALUATION: "evaluation_id"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from auditor.collect.paging import sql_ident, sql_literal
+from auditor.sqltext import sql_ident, sql_literal
 
 # The kinds of JSON value a field may be expected to hold.
 _KINDS_OF_TYPE = {
