@@ -29,8 +29,8 @@ _VALUE_PATTERN = (
 _CREDENTIAL_KEY = re.compile(_KEY_PATTERN, re.IGNORECASE)
 _CREDENTIAL_VALUE = re.compile(_VALUE_PATTERN)
 
-# For DuckDB (RE2) over a mapping's JSON text: matches every mapping that redact_mapping would change, and
-# some it would not (it looks at keys and values alike); those few then go through redact_mapping.
+# For DuckDB (RE2) over a record's JSON text: matches every record that redact_record would change, and some
+# it would not (it looks at keys and values alike, anywhere in the record); those few then go through it.
 CANDIDATE_PATTERN = f"(?i)({_KEY_PATTERN})|({_VALUE_PATTERN})"
 
 

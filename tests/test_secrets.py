@@ -199,3 +199,44 @@ def _at(moment: str, work: Path, database: Path) -> bool:
         return any(path.stat().st_size > 2**20 for path in work.glob(".auditor-spool-*/servers-*.json"))
     # written table by table: once security groups are, servers and images are complete, readable Parquet
     return any(lake_path(database).glob("_staging/snapshot-*/security_groups/part-0.parquet"))
+
+
+@pytest.mark.parametrize("page, expected", [
+    # a page without records is cleaned too: nothing but its (empty) list is kept
+    (b'{"servers": [], "adminPass": "CANARY-adminpass-7f3a1c"}', b'{"servers":[]}'),
+    # records that are not objects have no id (the store counts them, stores nothing): kept as null
+    (b'{"servers": ["adminPass=CANARY-adminpass-7f3a1c", [{"adminPass": "x"}], {"id": "a", "adminPass": "p"}]}',
+     b'{"servers":[null,null,{"id":"a"}]}'),
+    # every copy of a repeated key, and keys spelled with escapes
+    (b'{"servers": [{"id": "a", "user_data": null, "user_data": "CANARY", "admin\\u0050ass": "CANARY"}]}',
+     b'{"servers":[{"id":"a"}]}'),
+])
+def test_a_page_is_cleaned_whatever_its_shape(page, expected):
+    from auditor.collect.paging import without_secrets
+    from auditor.redact import SECRETS_BY_LISTING
+
+    assert without_secrets(page, "servers", SECRETS_BY_LISTING["servers"]) == expected
+
+
+def test_a_record_python_cannot_read_fails_its_page_instead_of_the_listing(tmp_path):
+    """DuckDB reads `inf`; Python's JSON readers do not: such a record, if it may hold a secret, cannot be
+    cleaned, so its page is not kept (the listing ends partial, saying why), and nothing of it is written."""
+    from auditor.collect.paging import without_secrets
+    from auditor.redact import SECRETS_BY_LISTING
+
+    import threading
+
+    from auditor.collect.paging import Listing, PageFailed, Pager, inspect_page
+    from auditor.collect.retry import Deadline, RetryPolicy
+
+    page = b'{"servers": [{"id": "1"}, {"id": "2", "n": inf, "metadata": {"password": "CANARY"}}]}'
+    with pytest.raises(ValueError, match="record 2 of the page could not be read to remove its secrets"):
+        without_secrets(page, "servers", SECRETS_BY_LISTING["servers"])
+    pager = Pager(RetryPolicy(0, 0.0, 1.0, threading.Event(), Deadline(60)), tmp_path)
+    listing = Listing("servers", "servers")
+    pager._keep(listing, "/servers/detail", b'{"servers": [{"id": "0"}]}', inspect_page(
+        b'{"servers": [{"id": "0"}]}', "servers", None))
+    with pytest.raises(PageFailed, match=r"page 2: record 2 of the page could not .* stopped after 1 pages"):
+        pager._keep(listing, "/servers/detail?marker=0", page, inspect_page(page, "servers", None))
+    assert listing.pages == 1 and listing.count == 1  # the first page stays; nothing of the second was kept
+    assert b"CANARY" not in b"".join(path.read_bytes() for path in tmp_path.iterdir())

@@ -85,7 +85,7 @@ class Listing:
     def add_page(self, body: bytes, count: int, spool_dir: Path) -> None:
         """Spool a page; the only way a page reaches the disk, so secrets are removed here."""
         secrets = SECRETS_BY_LISTING.get(self.resource_type)
-        if secrets is not None and count:
+        if secrets is not None:
             body = without_secrets(body, self.key, secrets)
         if not self.spools:
             self.spools.append(spool_dir / f"{self.resource_type}-{uuid.uuid4().hex}.json")
@@ -110,35 +110,38 @@ _DROP_SECRET_KEYS = json.dumps({key: None for key in sorted(DROPPED_KEYS)})
 
 def without_secrets(body: bytes, key: str, secrets: RecordSecrets) -> bytes:
     """A page as it may be written to disk: only its records under `key` (the store reads nothing else), without
-    secrets. DuckDB drops the keys that carry them from every record (all copies of a repeated key) and finds
-    the few records that may still hold one (a credential-like key or value anywhere in them); those go
-    through auditor.redact in Python. The page has already passed inspect_page."""
-    record = "x" if secrets.record_is_mapping else \
-        "CASE WHEN json_type(x) = 'OBJECT' THEN json_merge_patch(x, $drop) ELSE x END"
+    secrets. A record that is not an object becomes `null` (it has no id: the store counts it and stores
+    nothing of it). DuckDB drops the keys that carry secrets (all copies of a repeated key; records whose own
+    keys are free-form keep them, masked, below) and finds the few records that may still hold one (a
+    credential-like key or value anywhere in them); those go through auditor.redact in Python.
+    The page has already passed inspect_page. Raises ValueError for a record Python cannot read."""
+    record = "x" if secrets.record_is_mapping else "json_merge_patch(x, $drop)"
     records, suspects = _duckdb().execute(
         f"SELECT r, list_transform(r, lambda t: regexp_matches(t, $pattern)) FROM ("
         f"  SELECT list_transform(json_transform($body::VARCHAR, $shape).{sql_ident(key)},"
-        f"                        lambda x: coalesce(({record})::VARCHAR, 'null')) AS r)",
+        f"    lambda x: coalesce(CASE WHEN json_type(x) = 'OBJECT' THEN ({record})::VARCHAR END, 'null')) AS r)",
         {"body": body.decode("utf-8"), "shape": orjson.dumps({key: ["JSON"]}).decode(),
          "pattern": CANDIDATE_PATTERN, **({} if secrets.record_is_mapping else {"drop": _DROP_SECRET_KEYS})},
     ).fetchone()
     for position, suspect in enumerate(suspects):
         if suspect:
-            records[position] = _cleaned(records[position], secrets)
+            records[position] = _cleaned(records[position], secrets, position)
     return b"".join((b"{", orjson.dumps(key), b":[", ",".join(records).encode("utf-8"), b"]}"))
 
 
-def _cleaned(text: str, secrets: RecordSecrets) -> str:
+def _cleaned(text: str, secrets: RecordSecrets, position: int) -> str:
     try:
         record = orjson.loads(text)
-    except orjson.JSONDecodeError:  # valid JSON that orjson refuses: an integer beyond 64 bits
-        record = json.loads(text)
-    if not isinstance(record, dict):
-        return text
+    except orjson.JSONDecodeError:  # JSON that DuckDB reads and orjson refuses: NaN, Infinity
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError):  # inf, nan, nesting deeper than Python's recursion limit
+            raise ValueError(f"record {position + 1} of the page could not be read to remove its secrets; "
+                             "the page was not kept") from None
     clean = secrets.clean(record)
     try:
         return orjson.dumps(clean).decode("utf-8")
-    except TypeError:
+    except (TypeError, orjson.JSONEncodeError):
         return json.dumps(clean, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -332,8 +335,12 @@ class Pager:
                 listing, None, path,
                 f"page {listing.pages + 1} repeats records already listed ({len(repeated)} of its {info.count}, "
                 f"first id {repeated[0]}); stopped after {listing.pages} pages"))
+        try:
+            listing.add_page(body, info.count, self.spool_dir)
+        except ValueError as exc:
+            raise PageFailed(self._failure(listing, None, path, f"page {listing.pages + 1}: {exc}; stopped after "
+                                           f"{listing.pages} pages")) from None
         listing.seen_ids.update(ids)
-        listing.add_page(body, info.count, self.spool_dir)
 
     def _page(self, proxy, path, params, listing: Listing, links_key=None, **kwargs) -> PageInfo:
         if listing.pages >= self.max_pages:
