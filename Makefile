@@ -36,7 +36,8 @@ soak: sysdeps $(VENV)/.test-installed
 
 # System packages, installed with apt-get only when missing (as root directly, otherwise through sudo), so that
 # both targets are fast no-ops once everything is there: `sysdeps` checks Python's venv module (python3-venv)
-# and the report packages above (dpkg-query); `testdeps`, for `make test` only, checks /usr/bin/chromium.
+# and the report packages above (dpkg-query); `testdeps`, for `make test` only, checks /usr/bin/chromium and a
+# Java for PySpark (Debian's openjdk-17-jre-headless; Spark 4 needs 17 or newer).
 sysdeps:
 	@venv=; missing=; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || venv="python3-venv python3-pip"; \
@@ -56,6 +57,14 @@ sysdeps:
 	fi
 
 testdeps: sysdeps
+	@if ! command -v java >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing Java for the Spark test of the lake"; \
+	    $(SUDO) apt-get update -q && $(APT_INSTALL) openjdk-17-jre-headless; \
+	  else \
+	    echo "warning: no java and no apt-get: the Spark test of the lake cannot run" >&2; \
+	  fi; \
+	fi
 	@if [ ! -x $(CHROMIUM) ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "installing chromium for the HTML report's browser test"; \
