@@ -6,7 +6,6 @@ of the collector, so an evaluation does not load openstacksdk."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -15,9 +14,9 @@ from pathlib import Path
 import duckdb
 
 from auditor.errors import StoreError
+from auditor.sqltext import sql_ident, sql_literal
 from auditor.store.database import open_for_writing
 from auditor.store.lake import Staged, clean_abandoned, stage
-from auditor.sqltext import sql_ident, sql_literal
 from auditor.store.tables import (
     EVALUATION,
     EVALUATION_TABLES,
@@ -31,7 +30,6 @@ from auditor.store.tables import (
     schema_sql,
 )
 
-log = logging.getLogger(__name__)
 
 def write_evaluation(database: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
                      memory_limit: str = "1GB") -> int:
@@ -48,7 +46,7 @@ def write_evaluation_to_lake(lake: Path, insert: Callable[[duckdb.DuckDBPyConnec
 
 
 def write_to_lake(lake: Path, kind: str, fill: Callable[[duckdb.DuckDBPyConnection, int], None],
-                   memory_limit: str) -> int:
+                  memory_limit: str) -> int:
     """Claim an id, let `fill` put its rows into a working DuckDB, write each table of `kind` as one
     Parquet file under staging, and commit; on any failure nothing of it stays in the lake."""
     clean_abandoned(lake)
