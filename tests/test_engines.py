@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
