@@ -44,8 +44,9 @@ def lake_of(database: Path) -> Path:
     return database.with_name(f"{database.stem}.lake")
 
 
-def partition_dir(lake: Path, table: str, item_id: int) -> Path:
-    return lake / table / f"{PARTITION_KEY[KIND_OF[table]]}={int(item_id)}"
+def partition_dir(lake: Path, table: str, item_id: int, kind: str | None = None) -> Path:
+    """One id's folder in a table's folder; `kind` for a table this auditor does not know (a later one's)."""
+    return lake / table / f"{PARTITION_KEY[kind or KIND_OF[table]]}={int(item_id)}"
 
 
 def schema_file(lake: Path, table: str) -> Path:
@@ -249,7 +250,7 @@ def remove_partitions(lake: Path, kind: str, item_id: int, tables: list[str] | N
     tables = sorted(table_folders(lake) if tables is None else tables, key=lambda table: table != MANIFEST[kind])
     freed = 0
     for table in tables:
-        folder = lake / table / f"{PARTITION_KEY[kind]}={int(item_id)}"
+        folder = partition_dir(lake, table, item_id, kind)
         if folder.is_dir():
             freed += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
             shutil.rmtree(folder, ignore_errors=True)
@@ -296,7 +297,7 @@ def clean_abandoned(lake: Path) -> list[str]:
                 continue
             if _alive(claim_path):
                 continue
-            if (lake / MANIFEST[kind] / f"{PARTITION_KEY[kind]}={item_id}" / PART_FILE).is_file():
+            if partition_file(lake, MANIFEST[kind], item_id).is_file():
                 _settle(lake, kind, item_id, "done")  # it committed after the list above was read
                 continue
             remove_partitions(lake, kind, item_id)

@@ -33,7 +33,6 @@ auditor.pipeline.prune does both.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,8 +42,8 @@ import duckdb
 from auditor.config import RetentionSettings
 from auditor.errors import RetentionError, StoreError
 from auditor.store.database import open_for_writing, open_reader
-from auditor.store.lake import PART_FILE, clean_abandoned, remove_committed, table_folders
-from auditor.store.tables import EVALUATION, PARTITION_KEY, SANDBOX_CONFIG, SNAPSHOT
+from auditor.store.lake import PART_FILE, clean_abandoned, partition_dir, remove_committed, table_folders
+from auditor.store.tables import EVALUATION, SANDBOX_CONFIG, SNAPSHOT
 
 
 @dataclass
@@ -162,9 +161,8 @@ def _row_counts(lake: Path, ids: dict[str, list[int]]) -> dict[str, int]:
     con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     try:
         for table in table_folders(lake):
-            folder = os.path.join(lake, table)
-            files = [path for kind, kind_ids in ids.items() for item_id in kind_ids
-                     if os.path.isfile(path := os.path.join(folder, f"{PARTITION_KEY[kind]}={item_id}", PART_FILE))]
+            files = [str(path) for kind, kind_ids in ids.items() for item_id in kind_ids
+                     if (path := partition_dir(lake, table, item_id, kind) / PART_FILE).is_file()]
             counts[table] = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
                                         [files]).fetchall()[0][0] if files else 0
     finally:
