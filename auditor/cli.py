@@ -662,6 +662,32 @@ def prune(obj: Context, dry_run):
     click.echo(("dry run: " if dry_run else "") + result.summary())
 
 
+@cli.command()
+@click.pass_obj
+def upgrade(obj: Context):
+    """Move the history of a database auditor 0.1.0 wrote (every snapshot, evaluation and finding) into the
+    lake beside it, and put this release's catalog in its place; the old file is kept beside it as
+    <name>.0.1.0-before-upgrade.duckdb. Safe to stop and run again (docs/upgrading.md)."""
+    from auditor.store.upgrade import upgrade_database
+
+    result = upgrade_database(obj.config.database, progress=_terminal_progress("moving"))
+    for line in result.summary():
+        click.echo(line)
+
+
+def _terminal_progress(verb: str):
+    """A one-line counter on stderr while a terminal watches; None (silence) when piped or in the service."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, what: str) -> None:
+        text = f"{verb} {what} ({done + 1}/{total})" if what else ""
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()
+
+    return show
+
+
 # -- fake-cloud -------------------------------------------------------------------------------------------
 @cli.command("fake-cloud")
 @click.option("--fixture", type=click.Path(file_okay=False), help="Fixture directory (default: the demo cloud).")

@@ -1,5 +1,6 @@
 """The database that auditor 0.1.0 wrote (tests/fixtures/release-0.1.0) is what its README says, and this
-release never changes it: every command stops with one line saying so (the lake, part 2, converts it)."""
+release never changes it: every command but `auditor upgrade` (tests/test_upgrade.py) stops with one line
+saying so."""
 
 from __future__ import annotations
 

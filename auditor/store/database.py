@@ -4,7 +4,8 @@ Snapshots and evaluations live in the lake as Parquet (auditor/store/lake.py); t
 file of views over it (auditor/store/catalog.py) that no snapshot, evaluation or prune changes, so any
 number of readers may keep it open while writers go on. Every reader opens it read-only, in a DuckDB
 instance of its own, and may read the lake and no other file. A file written by auditor 0.1.0 (history
-inside the DuckDB file) is refused in one line and never changed.
+inside the DuckDB file) is refused in one line and never changed; `auditor upgrade` converts it
+(auditor/store/upgrade.py).
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ def check_format(database: Path, state: dict[str, str] | None = None) -> None:
     if state.get("schema_version"):
         raise StoreError(
             f"{database}: written by auditor 0.1.0 (schema version {state['schema_version']}: the history inside the "
-            "DuckDB file); this release keeps history as Parquet files in a lake beside its catalog and leaves that "
-            "file as it is. Converting it comes with the next release (`auditor upgrade`); until then read it with "
-            "auditor 0.1.0, or give this release another --database")
+            "DuckDB file); run `auditor upgrade` to move that history into the lake this release keeps "
+            "(docs/upgrading.md; the file itself is kept), or read it with auditor 0.1.0")
     raise StoreError(f"{database}: not a database auditor wrote (no catalog in it); give another --database")
 
 

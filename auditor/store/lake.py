@@ -155,6 +155,15 @@ def _alive(claim_path: Path) -> bool:
     return started is None or _process_start(pid) in (None, started)
 
 
+def record_committed(lake: Path, kind: str, item_ids) -> None:
+    """Mark ids as committed in the claims, for a lake written whole outside `stage` (an upgrade): ids are never
+    reused."""
+    folder = _ids_dir(lake, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item_id in item_ids:
+        (folder / f"{int(item_id)}.done").touch()
+
+
 def _settle(lake: Path, kind: str, item_id: int, state: str) -> None:
     claim = _ids_dir(lake, kind) / str(item_id)
     try:
