@@ -670,22 +670,29 @@ def upgrade(obj: Context):
     <name>.0.1.0-before-upgrade.duckdb. Safe to stop and run again (docs/upgrading.md)."""
     from auditor.store.upgrade import upgrade_database
 
-    result = upgrade_database(obj.config.database, progress=_terminal_progress("moving"))
+    with _terminal_progress("moving") as progress:
+        result = upgrade_database(obj.config.database, progress=progress)
     for line in result.summary():
         click.echo(line)
 
 
+@contextmanager
 def _terminal_progress(verb: str):
-    """A one-line counter on stderr while a terminal watches; None (silence) when piped or in the service."""
+    """A one-line counter on stderr while a terminal watches, wiped when the work ends (an error then starts on
+    a clean line); None (silence) when piped or in the service."""
     if not sys.stderr.isatty():
-        return None
+        yield None
+        return
 
     def show(done: int, total: int, what: str) -> None:
-        text = f"{verb} {what} ({done + 1}/{total})" if what else ""
-        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.write("\r\033[K" + (f"{verb} {what} ({done + 1}/{total})" if what else ""))
         sys.stderr.flush()
 
-    return show
+    try:
+        yield show
+    finally:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 # -- fake-cloud -------------------------------------------------------------------------------------------

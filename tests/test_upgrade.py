@@ -101,13 +101,19 @@ def test_upgrade_moves_every_row_and_findings_print_what_0_1_0_printed(release_d
     assert release_database.read_bytes() == catalog
 
 
+
+def _run_demo_cloud(database, fixture):
+    """One `auditor run` of the demo cloud against the upgraded database."""
+    with FakeCloud(fixture) as cloud:
+        env = {"OS_CLIENT_CONFIG_FILE": str(write_clouds_yaml(database.parent / "clouds.yaml",
+                                                              {"demo": cloud.clouds_yaml_entry()}))}
+        done = run_cli("--database", str(database), "run", "--cloud", "demo", "--no-report", env=env)
+        assert done.returncode in (0, 8), done.stderr
+
+
 def test_the_next_evaluation_after_an_upgrade_keeps_the_first_seen_dates_of_0_1_0(release_database, demo_fixture):
     assert _upgrade(release_database).returncode == 0
-    with FakeCloud(demo_fixture) as cloud:
-        env = {"OS_CLIENT_CONFIG_FILE": str(write_clouds_yaml(release_database.parent / "clouds.yaml",
-                                                              {"demo": cloud.clouds_yaml_entry()}))}
-        done = run_cli("--database", str(release_database), "run", "--cloud", "demo", "--no-report", env=env)
-        assert done.returncode in (0, 8), done.stderr
+    _run_demo_cloud(release_database, demo_fixture)
     con = open_reader(release_database)
     try:
         carried = con.execute("""
@@ -231,3 +237,151 @@ def test_a_lake_already_beside_the_file_is_never_overwritten(release_database):
     assert "audit.lake: already there" in line, line
     assert _sha(release_database) == release_sha and (stranger / "notes.txt").read_text() == "someone else's"
     assert not kept_path(release_database).exists()
+
+
+def _write_to_release_file(database: Path, *statements: str) -> None:
+    """What a 0.1.0 writer (or a damaged history) can leave in the file, written with DuckDB directly."""
+    with duckdb.connect(str(database)) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def test_rows_of_every_kind_move_and_rows_of_no_snapshot_are_counted_not_moved_nor_their_ids_reused(
+        release_database, demo_fixture):
+    _write_to_release_file(
+        release_database,
+        "INSERT INTO collection_errors VALUES (1, 'images', 'p1', 503, 'http://glance/v2/images', 'unavailable')",
+        "INSERT INTO evaluation_waivers VALUES (2, 'w1', 'server_not_exposed_to_world', '{\"project\": \"labs\"}', "
+        "'accepted', 'secops', DATE '2027-01-31', 'active', 3)",
+        "INSERT INTO servers (snapshot_id, id, name) VALUES (99, 'orphan', 'of no snapshot')",
+        "INSERT INTO findings SELECT * REPLACE (77 AS evaluation_id) FROM findings WHERE evaluation_id = 1 LIMIT 3",
+    )
+    release_sha = _sha(release_database)
+    expected = _release_rows(release_database)
+    expected["servers"] = [row for row in expected["servers"] if row[0] != 99]
+    expected["findings"] = [row for row in expected["findings"] if row[0] != 77]
+    assert len(expected["collection_errors"]) == 1 and len(expected["evaluation_waivers"]) == 1
+
+    done = _upgrade(release_database)
+    assert done.returncode == 0, done.stderr
+    assert "not moved: 1 row of servers" in done.stdout and "not moved: 3 rows of findings" in done.stdout
+    _assert_upgraded(release_database, release_sha, expected)
+
+    _run_demo_cloud(release_database, demo_fixture)
+    con = open_reader(release_database)
+    try:
+        assert con.execute("SELECT max(id) FROM snapshots").fetchall() == [(100,)]
+        assert con.execute("SELECT max(id) FROM evaluations").fetchall() == [(78,)]
+    finally:
+        con.close()
+
+
+def test_a_file_0_1_0_did_not_close_is_refused_until_checkpointed(release_database):
+    writer = textwrap.dedent("""
+        import os, sys, duckdb
+        con = duckdb.connect(sys.argv[1])
+        con.execute("INSERT INTO servers (snapshot_id, id, name) VALUES (2, 'late', 'written last')")
+        os._exit(0)  # no checkpoint: the row is in the .wal only
+    """)
+    subprocess.run([sys.executable, "-c", writer, str(release_database)], check=True)
+    wal = release_database.with_name("audit.duckdb.wal")
+    assert wal.is_file()
+    before = {path.name: _sha(path) for path in release_database.parent.iterdir()}
+    failed = _upgrade(release_database)
+    assert failed.returncode == 4, failed.stderr
+    [line] = failed.stderr.strip().splitlines()
+    assert "audit.duckdb.wal: auditor 0.1.0 did not close audit.duckdb cleanly" in line, line
+    assert {path.name: _sha(path) for path in release_database.parent.iterdir()} == before
+
+    _write_to_release_file(release_database, "CHECKPOINT")
+    done = _upgrade(release_database)
+    assert done.returncode == 0, done.stderr
+    assert ("late",) in open_reader(release_database).execute("SELECT id FROM servers").fetchall()
+
+
+@pytest.mark.parametrize("link_to", ["the file itself", "nowhere"])
+def test_a_link_at_the_kept_name_is_never_taken_for_the_kept_file(release_database, link_to):
+    kept = kept_path(release_database)
+    kept.symlink_to(release_database if link_to == "the file itself" else release_database.parent / "gone")
+    release_sha = _sha(release_database)
+    failed = _upgrade(release_database)
+    assert failed.returncode == 4, failed.stderr
+    [line] = failed.stderr.strip().splitlines()
+    assert f"{kept.name}: already there, and not a copy of audit.duckdb" in line, line
+    assert _sha(release_database) == release_sha and kept.is_symlink()
+    assert not (release_database.parent / "audit.lake").exists()
+
+
+def test_a_stopped_upgrade_whose_file_0_1_0_changed_since_is_not_taken_up(release_database):
+    killed = subprocess.run([sys.executable, "-c", _KILLED_UPGRADE, str(release_database), "after audit.lake"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    _write_to_release_file(release_database, "UPDATE servers SET name = 'renamed by 0.1.0' WHERE snapshot_id = 2")
+    expected = _release_rows(release_database)
+    failed = _upgrade(release_database)
+    assert failed.returncode == 4, failed.stderr
+    [line] = failed.stderr.strip().splitlines()
+    assert "0.1.0 has written to the file since; remove" in line, line
+
+    shutil.rmtree(release_database.parent / "audit.lake")
+    done = _upgrade(release_database)
+    assert done.returncode == 0, done.stderr
+    assert _upgraded_rows(release_database) == expected
+
+
+def test_two_upgrades_never_run_at_once_in_one_folder(release_database):
+    import fcntl
+    import os
+
+    fd = os.open(release_database.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        failed = _upgrade(release_database)
+    finally:
+        os.close(fd)
+    assert failed.returncode == 4, failed.stderr
+    [line] = failed.stderr.strip().splitlines()
+    assert "another `auditor upgrade` is running there" in line, line
+    assert sorted(p.name for p in release_database.parent.iterdir()) == ["audit.duckdb"]
+
+
+def test_an_id_split_over_several_files_is_merged_into_one(tmp_path):
+    from auditor.store.upgrade import one_file_per_partition
+
+    partition = tmp_path / "servers" / "snapshot_id=7"
+    partition.mkdir(parents=True)
+    con = duckdb.connect()
+    for part, names in enumerate([("a", "b"), ("c",), ("d", "e")]):
+        values = ", ".join(f"('{name}')" for name in names)
+        con.execute(f"COPY (SELECT * FROM (VALUES {values}) AS t(name)) TO '{partition}/part-{part}.parquet' "
+                    "(FORMAT parquet)")
+    one_file_per_partition(con, tmp_path / "servers")
+    assert sorted(p.name for p in partition.iterdir()) == ["part-0.parquet"]
+    assert con.execute(f"SELECT name FROM read_parquet('{partition}/part-0.parquet') ORDER BY 1").fetchall() == [
+        ("a",), ("b",), ("c",), ("d",), ("e",)]
+
+
+def test_progress_shows_on_a_terminal_and_is_wiped_when_done(release_database):
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "auditor", "--database", str(release_database), "upgrade"],
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=120)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    assert b"moving findings (17/19)" in shown
+    assert shown.endswith(b"\r\x1b[K")
+    assert "rows per table" in done.stdout

@@ -155,13 +155,13 @@ def _alive(claim_path: Path) -> bool:
     return started is None or _process_start(pid) in (None, started)
 
 
-def record_committed(lake: Path, kind: str, item_ids) -> None:
-    """Mark ids as committed in the claims, for a lake written whole outside `stage` (an upgrade): ids are never
-    reused."""
+def record_claims(lake: Path, kind: str, item_ids, state: str) -> None:
+    """Claims settled as `state` (`done`, `void`) for ids written whole outside `stage` (an upgrade), so that
+    they are never reused."""
     folder = _ids_dir(lake, kind)
     folder.mkdir(parents=True, exist_ok=True)
     for item_id in item_ids:
-        (folder / f"{int(item_id)}.done").touch()
+        (folder / f"{int(item_id)}.{state}").touch()
 
 
 def _settle(lake: Path, kind: str, item_id: int, state: str) -> None:
@@ -225,7 +225,7 @@ class Staged:
                 os.rename(self.folder / table, target)
             except OSError as exc:
                 raise StoreError(f"{target}: cannot move the staged {table} into place: {exc}") from None
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         shutil.rmtree(self.folder, ignore_errors=True)
         _settle(self.lake, self.kind, self.item_id, "done")
 
@@ -330,10 +330,10 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

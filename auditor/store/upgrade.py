@@ -17,12 +17,15 @@ step 3 whose `_upgrade.json` names this very file.
 
 from __future__ import annotations
 
+import fcntl
 import filecmp
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,13 +37,14 @@ from auditor.errors import StoreError
 from auditor.sqltext import sql_ident, sql_literal
 from auditor.store.catalog import ensure_catalog, prepare_lake
 from auditor.store.database import lake_path
-from auditor.store.lake import STAGING, record_committed, table_glob
+from auditor.store.lake import PART_FILE, STAGING, fsync_dir, record_claims, table_glob
 from auditor.store.tables import (
     EVALUATION,
     EVALUATION_TABLES,
     KIND_OF,
     MANIFEST,
     PARQUET_OPTIONS,
+    PARTITION_KEY,
     SANDBOX_CONFIG,
     SNAPSHOT,
     SNAPSHOT_TABLES,
@@ -74,8 +78,8 @@ class Upgraded:
         width = max(len(table) for table in self.rows)
         lines += [f"  {table:<{width}}  {count:>10,}" for table, count in self.rows.items()]
         for table, count in self.left_behind.items():
-            lines.append(f"not moved: {count:,} rows of {table} that belong to no snapshot or evaluation in the old "
-                         "file")
+            lines.append(f"not moved: {count:,} row{'' if count == 1 else 's'} of {table}, of no snapshot or "
+                         "evaluation in the old file")
         lines.append(f"the 0.1.0 file is kept as {self.kept}; auditor 0.1.0 can still read it "
                      "(docs/upgrading.md). Remove it when you no longer need it")
         if self.published_copy:
@@ -101,47 +105,78 @@ def upgrade_database(database: Path, progress: Progress | None = None) -> Upgrad
     wal = database.with_name(database.name + ".wal")
     published = database.with_name(f"{database.stem}.readonly{database.suffix or '.duckdb'}")
 
-    con = _open_release_file(database)
-    try:
-        info = _schema_info(con, database)
-        if info.get("definition"):
-            return Upgraded(database)
-        if wal.exists():
-            raise StoreError(f"{wal}: auditor 0.1.0 did not close {database.name} cleanly; open it once with 0.1.0 "
-                             f"(any command) or run `duckdb {database} CHECKPOINT`, then upgrade again")
-        if info.get("schema_version") not in RELEASE_VERSIONS:
-            raise StoreError(f"{database}: schema version {info.get('schema_version')!r} is none that auditor 0.1.0 "
-                             "wrote; this release upgrades only those")
-        _check_kept(kept, database)
-        fingerprint = _fingerprint(database)
-        marker = _read_marker(lake)
-        if lake.exists() and marker.get("source") != fingerprint:
-            if lake.is_dir() and not any(lake.iterdir()):
-                lake.rmdir()
-            else:
-                raise StoreError(f"{lake}: already there, and not the lake of an upgrade of {database.name}; move it "
-                                 "away, then upgrade again")
-        if not lake.exists():
-            shutil.rmtree(work, ignore_errors=True)  # what a run killed in step 1 left
+    with _one_upgrade_at_a_time(database.parent):
+        # held open to the end: its shared lock keeps a 0.1.0 writer out until the catalog has taken its place
+        con = _open_release_file(database)
+        try:
+            info = _schema_info(con, database)
+            if info.get("definition"):
+                return Upgraded(database)
+            if wal.exists():
+                raise StoreError(f"{wal}: auditor 0.1.0 did not close {database.name} cleanly; open it once with "
+                                 f"0.1.0 (any command) or run `duckdb {database} CHECKPOINT`, then upgrade again")
+            if info.get("schema_version") not in RELEASE_VERSIONS:
+                raise StoreError(f"{database}: schema version {info.get('schema_version')!r} is none that auditor "
+                                 "0.1.0 wrote; this release upgrades only those")
+            if os.path.lexists(kept) and not _is_kept_copy(kept, database):
+                raise StoreError(f"{kept}: already there, and not a copy of {database.name}; move it away, then "
+                                 "upgrade again")
+            source = _fingerprint(database)
+            marker = _lake_to_take_up(lake, database, source)
+            if not marker:
+                shutil.rmtree(work, ignore_errors=True)  # what a run stopped in step 1 left
+                try:
+                    marker = _build_lake(con, database, work, source, progress)
+                except BaseException:
+                    shutil.rmtree(work, ignore_errors=True)
+                    raise
+            _keep(database, kept)
+            if not os.path.lexists(lake):
+                _rename(work, lake)
             try:
-                marker = _build_lake(con, database, work, fingerprint, progress)
-            except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
-                raise
-    finally:
-        con.close()
-
-    _keep(database, kept)
-    if not lake.exists():
-        _rename(work, lake)
-    try:
-        ensure_catalog(database, lake, state={})
-    except StoreError as exc:
-        reason = str(exc).removeprefix(f"{database}: ")
-        raise StoreError(f"{database}: not upgraded, the file is unchanged; run `auditor upgrade` again once the cause "
-                         f"is fixed: {reason}") from None
+                ensure_catalog(database, lake, state={})
+            except StoreError as exc:
+                reason = str(exc).removeprefix(f"{database}: ")
+                raise StoreError(f"{database}: not upgraded, the file is unchanged; run `auditor upgrade` again once "
+                                 f"the cause is fixed: {reason}") from None
+        finally:
+            con.close()
     return Upgraded(database, kept, lake, marker["rows"], marker["left_behind"],
                     published if published.is_file() else None)
+
+
+@contextmanager
+def _one_upgrade_at_a_time(folder: Path):
+    """An exclusive lock on the database's folder for the whole upgrade: two upgrades never build or rename
+    the same folders."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{folder}: another `auditor upgrade` is running there; let it finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lake_to_take_up(lake: Path, database: Path, source: dict) -> dict:
+    """The marker of a lake a stopped upgrade of this very file already put in place ({} when there is no
+    lake: build one). Any other lake is never touched, but an empty folder."""
+    if not os.path.lexists(lake):
+        return {}
+    marker = _read_marker(lake)
+    if marker.get("source") == source:
+        return marker
+    made_from = marker.get("source") or {}
+    if (made_from.get("device"), made_from.get("inode")) == (source["device"], source["inode"]):
+        raise StoreError(f"{lake}: made by an upgrade of {database.name} that stopped, but 0.1.0 has written to the "
+                         f"file since; remove {lake}, then upgrade again")
+    if lake.is_dir() and not lake.is_symlink() and not any(lake.iterdir()):
+        lake.rmdir()
+        return {}
+    raise StoreError(f"{lake}: already there, and not the lake of an upgrade of {database.name}; move it away, then "
+                     "upgrade again")
 
 
 # -- reading the 0.1.0 file -----------------------------------------------------------------------------------
@@ -210,7 +245,7 @@ def _build_lake(con, database: Path, work: Path, fingerprint: dict, progress: Pr
             progress(len(tables), len(tables), "")
         shutil.rmtree(staging.parent)
         prepare_lake(work)
-        _record_claims(con, work)
+        _record_claims(con, work, old_columns)
         marker = {"source": fingerprint, "upgraded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "by": f"auditor {__version__}", "rows": rows, "left_behind": left_behind}
         (work / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
@@ -218,7 +253,7 @@ def _build_lake(con, database: Path, work: Path, fingerprint: dict, progress: Pr
     except OSError as exc:
         raise StoreError(f"{database}: not upgraded, the file is unchanged: cannot write {work}: "
                          f"{exc.strerror or exc}") from None
-    except duckdb.Error as exc:
+    except (duckdb.Error, StoreError) as exc:
         raise StoreError(f"{database}: not upgraded, the file is unchanged: {_first_line(exc)}") from None
     return marker
 
@@ -236,6 +271,7 @@ def _move_table(con, work: Path, staging: Path, table: str, present: set[str]) -
     target = staging / table
     con.execute(f"COPY ({select}) TO {sql_literal(str(target))} "
                 f"({PARQUET_OPTIONS}, PARTITION_BY ({sql_ident(key)}), FILENAME_PATTERN 'part-{{i}}')")
+    one_file_per_partition(con, target)
     expected = dict(con.execute(f"SELECT {sql_ident(from_path)}, count(*) FROM old.{sql_ident(table)} "
                                 f"WHERE {owned} GROUP BY ALL").fetchall())
     written = dict(con.execute(f"SELECT {sql_ident(from_path)}, count(*) FROM "
@@ -243,25 +279,51 @@ def _move_table(con, work: Path, staging: Path, table: str, present: set[str]) -
                    ) if expected else {}
     if written != expected:
         wrong = sorted(set(written.items()) ^ set(expected.items()))[0][0]
-        raise StoreError(f"not upgraded, nothing changed: {table}, {key} {wrong}: the old file holds "
-                         f"{expected.get(wrong, 0)} rows, the lake got {written.get(wrong, 0)}")
+        raise StoreError(f"{table}, {key} {wrong}: the old file holds {expected.get(wrong, 0)} rows, the lake got "
+                         f"{written.get(wrong, 0)}")
     total = con.execute(f"SELECT count(*) FROM old.{sql_ident(table)}").fetchall()[0][0]
     if target.is_dir():
         os.rename(target, work / table)
     return sum(expected.values()), total - sum(expected.values())
 
 
-def _record_claims(con, work: Path) -> None:
-    """A `<id>.done` claim for every id moved, as if this auditor had written it: ids are never reused."""
+def one_file_per_partition(con, table_folder: Path) -> None:
+    """Merge the files a partitioned COPY may split one id into (`part-0`, `part-1`, ... when it flushes
+    early) into one `part-0.parquet`, the one file per id that every reader of the lake expects."""
+    for partition in sorted(p for p in table_folder.iterdir() if p.is_dir()) if table_folder.is_dir() else ():
+        parts = sorted(partition.glob("part-*.parquet"))
+        if len(parts) < 2:
+            continue
+        merged = partition / ".merged.tmp"
+        files = "[" + ", ".join(sql_literal(str(part)) for part in parts) + "]"
+        con.execute(f"COPY (SELECT * FROM read_parquet({files}, hive_partitioning = false)) TO "
+                    f"{sql_literal(str(merged))} ({PARQUET_OPTIONS})")
+        for part in parts:
+            part.unlink()
+        os.rename(merged, partition / PART_FILE)
+
+
+def _record_claims(con, work: Path, old_columns: dict[str, set[str]]) -> None:
+    """Claims as this auditor's writers leave them: `<id>.done` for every id moved, and `.void` for the highest
+    id 0.1.0 gave out or left a row under, when none of those was moved; no id is ever handed out again."""
     for kind in (SNAPSHOT, EVALUATION):
         manifest = MANIFEST[kind]
-        ids = con.execute(f"SELECT id FROM ({relation_sql(manifest, [table_glob(work, manifest)])})").fetchall()
-        record_committed(work, kind, [item_id for (item_id,) in ids])
+        moved = [item_id for (item_id,) in con.execute(
+            f"SELECT id FROM ({relation_sql(manifest, [table_glob(work, manifest)])})").fetchall()]
+        record_claims(work, kind, moved, "done")
+        used = [f"SELECT max({sql_ident(path_column(table)[0])}) FROM old.{sql_ident(table)}"
+                for table in old_columns if KIND_OF.get(table) == kind]
+        used.append(f"SELECT max(last_value) FROM duckdb_sequences() WHERE database_name = 'old' "
+                    f"AND sequence_name = {sql_literal(PARTITION_KEY[kind] + '_seq')}")
+        highest = con.execute(f"SELECT max(used) FROM ({' UNION ALL '.join(used)}) AS ids(used)").fetchall()[0][0]
+        if highest is not None and highest > max(moved, default=0):
+            record_claims(work, kind, [highest], "void")
 
 
 def _fingerprint(database: Path) -> dict:
-    stat = database.stat()
-    return {"path": str(database.absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+    """Which file, and whether it changed: a write by 0.1.0 changes its size or time."""
+    found = database.stat()
+    return {"device": found.st_dev, "inode": found.st_ino, "size": found.st_size, "mtime_ns": found.st_mtime_ns}
 
 
 def _read_marker(lake: Path) -> dict:
@@ -273,27 +335,38 @@ def _read_marker(lake: Path) -> dict:
 
 
 # -- steps 2-4 ------------------------------------------------------------------------------------------------
-def _check_kept(kept: Path, database: Path) -> None:
-    """A file already at the kept name must be the old file itself (a run that stopped after step 2)."""
-    if not kept.exists():
-        return
-    if os.path.samefile(kept, database) or filecmp.cmp(kept, database, shallow=False):
-        return
-    raise StoreError(f"{kept}: already there, and not a copy of {database.name}; move it away, then upgrade again")
+def _is_kept_copy(kept: Path, database: Path) -> bool:
+    """Whether `kept` is the old file itself (a hard link) or a whole copy of it: a regular file, never a link
+    that could point anywhere."""
+    try:
+        found, source = os.lstat(kept), os.stat(database)
+    except OSError:
+        return False
+    if not stat.S_ISREG(found.st_mode):
+        return False
+    if (found.st_dev, found.st_ino) == (source.st_dev, source.st_ino):
+        return True
+    return found.st_size == source.st_size and filecmp.cmp(kept, database, shallow=False)
 
 
 def _keep(database: Path, kept: Path) -> None:
-    """The old file under its kept name as well: a hard link costs nothing; a file system without them gets a
-    copy, written aside and renamed, so a half-written copy never carries the name."""
-    if kept.exists():
-        return
-    try:
-        os.link(database, kept)
-        return
-    except FileExistsError:
-        return
-    except OSError:
-        pass
+    """The old file under its kept name as well, on disk before anything else moves: a hard link costs nothing;
+    a file system without them gets a copy, written aside and renamed, so a half-written copy never carries the
+    name."""
+    if not os.path.lexists(kept):
+        try:
+            os.link(database, kept)
+        except FileExistsError:
+            pass
+        except OSError:
+            _copy(database, kept)
+    if not _is_kept_copy(kept, database):
+        raise StoreError(f"{kept}: already there, and not a copy of {database.name}; move it away, then upgrade "
+                         "again")
+    fsync_dir(kept.parent)
+
+
+def _copy(database: Path, kept: Path) -> None:
     tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex}.tmp")
     try:
         shutil.copyfile(database, tmp)
@@ -309,6 +382,7 @@ def _keep(database: Path, kept: Path) -> None:
 def _rename(work: Path, lake: Path) -> None:
     try:
         os.rename(work, lake)
+        fsync_dir(lake.parent)
     except OSError as exc:
         raise StoreError(f"{lake}: cannot put the lake in place: {exc.strerror or exc}; the 0.1.0 file is unchanged"
                          ) from None
