@@ -76,7 +76,8 @@ def run_snapshot(clouds: Path, database: Path) -> dict:
 
 def minimum_requests(counts: dict) -> int:
     """Fewest listing requests at the largest page each service allows (Neutron: our page size)."""
-    paged = ["servers", "flavors", "server_groups", "ports", "floating_ips", "security_groups"]
+    paged = ["servers", "flavors", "server_groups", "ports", "floating_ips", "security_groups", "networks", "subnets",
+             "routers", "address_groups"]
     total = sum(max(1, math.ceil(counts[r] / PAGE)) for r in paged)
     total += max(1, math.ceil(counts["images"] / PAGE)) + 1  # plus the hidden-images pass
     return total + 2  # projects, availability zones (unpaginated)
@@ -146,6 +147,8 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
         lambda: client.follow(f"/network/v2.0/security-groups?limit={PAGE}", "/network/v2.0/security-groups"),
         lambda: client.follow(f"/network/v2.0/ports?limit={PAGE}", "/network/v2.0/ports"),
         lambda: client.follow(f"/network/v2.0/floatingips?limit={PAGE}", "/network/v2.0/floatingips"),
+        *[lambda path=path: client.follow(f"/network/v2.0/{path}?limit={PAGE}", f"/network/v2.0/{path}")
+          for path in ("networks", "subnets", "routers", "address-groups")],
         lambda: client.get("/identity/v3/projects"),
     ]
     started = time.monotonic()

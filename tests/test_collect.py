@@ -12,6 +12,10 @@ RESOURCES = {  # resource type -> (fixture key, path the collector pages through
     "security_groups": ("security_groups", r"/network/v2\.0/security-groups"),
     "ports": ("ports", r"/network/v2\.0/ports"),
     "floating_ips": ("floating_ips", r"/network/v2\.0/floatingips"),
+    "networks": ("networks", r"/network/v2\.0/networks"),
+    "subnets": ("subnets", r"/network/v2\.0/subnets"),
+    "routers": ("routers", r"/network/v2\.0/routers"),
+    "address_groups": ("address_groups", r"/network/v2\.0/address-groups"),
 }
 
 
@@ -60,6 +64,13 @@ def test_non_admin_falls_back_to_its_projects_and_says_so(clouds_yaml, fake_clou
     assert not fake_cloud.requests_to(r"all_tenants"), "a member must not ask for all projects"
     ports = {p["id"] for p in demo_fixture["ports"] if p["project_id"] in projects}
     assert {p["id"] for p in records(snapshot, "ports")} == ports
+    # Neutron lists external and shared networks (and their subnets) to every project, once each.
+    external = {n["id"] for n in demo_fixture["networks"] if n["router:external"]}
+    networks = [n["id"] for n in records(snapshot, "networks")]
+    assert external and external <= set(networks)
+    assert set(networks) == external | {n["id"] for n in demo_fixture["networks"] if n["project_id"] in projects}
+    assert {r["id"] for r in records(snapshot, "routers")} == {
+        r["id"] for r in demo_fixture["routers"] if r["project_id"] in projects}
 
 
 def test_scope_cloud_without_admin_is_a_clear_error(clouds_yaml):
@@ -139,3 +150,44 @@ def test_rules_are_listed_on_their_own_when_groups_do_not_embed_them(tmp_path, m
     assert sorted(query(database, "SELECT id, security_group_id, protocol FROM security_group_rules")) == expected
     counts = dict(query(database, "SELECT id, rule_count FROM security_groups"))
     assert counts == {g["id"]: len(g["security_group_rules"]) for g in demo_fixture["security_groups"]}
+
+
+def _snapshot_of_demo(fixture, tmp_path, monkeypatch, fault=None):
+    from conftest import write_clouds_yaml
+
+    from auditor.fakecloud import FakeCloud
+
+    with FakeCloud(fixture) as cloud:
+        if fault:
+            cloud.add_fault(**fault)
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
+            tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry()})))
+        database = tmp_path / "audit.duckdb"
+        [result] = snapshot_into(database)
+        asked = cloud.requests_to(r"^/network/v2\.0/extensions")
+    listed = dict(query(database, "SELECT resource_type, status || ' ' || row_count FROM snapshot_resources"))
+    return result, listed, asked
+
+
+def test_a_neutron_without_routers_and_address_groups_gives_a_complete_snapshot(tmp_path, monkeypatch,
+                                                                                demo_fixture):
+    import copy
+
+    fixture = copy.deepcopy(demo_fixture)
+    fixture["cloud"]["network_extensions_without"] = ["router", "address-group"]
+    result, listed, asked = _snapshot_of_demo(fixture, tmp_path, monkeypatch)
+    assert result.status == "complete", result.errors
+    assert (listed["routers"], listed["floating_ips"], listed["address_groups"]) == ("complete 0",) * 3
+    assert listed["networks"] == f"complete {len(demo_fixture['networks'])}"
+    assert asked, "a 404 alone must not pass for a missing extension"
+
+
+def test_a_404_from_a_neutron_that_offers_address_groups_is_a_failure(tmp_path, monkeypatch, demo_fixture):
+    result, listed, asked = _snapshot_of_demo(demo_fixture, tmp_path, monkeypatch,
+                                              fault={"path": r"^/network/v2\.0/address-groups", "status": 404})
+    assert result.status == "partial"
+    assert listed["address_groups"] == "failed 0" and listed["routers"] == f"complete {len(demo_fixture['routers'])}"
+    assert asked
+    [message] = query(tmp_path / "audit.duckdb",
+                      "SELECT http_status FROM collection_errors WHERE resource_type = 'address_groups'")
+    assert message == (404,)

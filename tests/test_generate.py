@@ -12,7 +12,7 @@ from auditor.fakecloud.generate import generate_cloud
 
 SAMPLES = Path(__file__).resolve().parent / "api-samples"
 RESOURCES = ("projects", "servers", "flavors", "availability_zones", "server_groups", "images",
-             "security_groups", "ports", "floating_ips")
+             "security_groups", "ports", "floating_ips", "networks", "subnets", "routers", "address_groups")
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -50,7 +50,8 @@ def test_does_not_touch_the_global_random_state():
 
 
 def test_ids_are_uuid4_from_the_seeded_rng_and_keystone_ids_are_hex(cloud):
-    for name in ("servers", "ports", "security_groups", "floating_ips", "server_groups", "images"):
+    for name in ("servers", "ports", "security_groups", "floating_ips", "server_groups", "images", "networks",
+                 "subnets", "routers", "address_groups"):
         for item in cloud[name]:
             parsed = uuid.UUID(item["id"])
             assert parsed.version == 4 and str(parsed) == item["id"]
@@ -342,3 +343,37 @@ def test_floating_ip_and_server_group_shapes(cloud):
     for group in cloud["server_groups"]:
         assert set(group) == {"id", "name", "policy", "rules", "members", "project_id", "user_id"}
         assert group["policy"] in {"affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"}
+
+
+def test_networks_subnets_and_routers_are_those_the_ports_and_floating_ips_use(cloud):
+    networks = {n["id"]: n for n in cloud["networks"]}
+    subnets = {s["id"]: s for s in cloud["subnets"]}
+    assert {p["network_id"] for p in cloud["ports"]} <= set(networks)
+    for port in cloud["ports"]:
+        for fixed in port["fixed_ips"]:
+            assert subnets[fixed["subnet_id"]]["network_id"] == port["network_id"]
+    assert all(s["id"] in networks[s["network_id"]]["subnets"] for s in subnets.values())
+    [public] = [n for n in networks.values() if n["router:external"]]
+    assert {f["floating_network_id"] for f in cloud["floating_ips"]} == {public["id"]}
+    routers = {r["id"]: r for r in cloud["routers"]}
+    assert {f["router_id"] for f in cloud["floating_ips"] if f["router_id"]} <= set(routers)
+    assert all(r["external_gateway_info"]["network_id"] == public["id"] for r in routers.values())
+    [shared] = [n for n in networks.values() if n["shared"]]
+    assert shared["name"] == "provider"
+    tenant = [n for n in networks.values() if not n["shared"] and not n["router:external"]]
+    assert len(tenant) == len(cloud["projects"]) - 1  # every project but "service"
+    wide = [g for g in cloud["address_groups"] if "0.0.0.0/0" in g["addresses"]]
+    assert len(cloud["address_groups"]) == 2 and len(wide) <= 1
+
+
+def test_networking_records_have_the_key_sets_of_the_api_samples(cloud):
+    for name, sample, key in (("networks", "neutron/networks/networks-list-response.json", "networks"),
+                              ("subnets", "neutron/subnets/subnets-list-response.json", "subnets"),
+                              ("routers", "neutron/routers/routers-list-response.json", "routers"),
+                              ("address_groups", "neutron/address-groups/address-groups-list-response.json",
+                               "address_groups")):
+        expected = set(sample_item(sample, key))
+        for item in cloud[name]:
+            # pvlan, qinq and vlan_transparent come from optional ML2 extensions
+            missing = expected - set(item) - {"pvlan", "qinq", "vlan_transparent"}
+            assert not missing, (name, missing)

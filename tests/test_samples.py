@@ -53,7 +53,7 @@ def _fixture(microversion="2.96", **resources) -> dict:
          "parent_id": "default", "description": None, "tags": [], "links": {}},
     ]}
     for key in ("servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
-                "ports", "floating_ips"):
+                "ports", "floating_ips", "networks", "subnets", "routers", "address_groups"):
         fixture[key] = resources.get(key, [])
     return fixture
 
@@ -107,6 +107,12 @@ FLAVOR_SAMPLES = _samples("nova/flavors/**/*.json", exclude=r"list")
 IMAGE_SAMPLES = _samples("glance/image*.json", exclude=r"members")
 RULE_SAMPLES = _samples("neutron/security-groups/*.json")
 PORT_SAMPLES = _samples("neutron/ports/*.json")
+NETWORKING_SAMPLES = {  # table -> (samples, plural key, singular key)
+    "networks": (_samples("neutron/networks/network*.json"), "networks", "network"),
+    "subnets": (_samples("neutron/subnets/subnet*.json"), "subnets", "subnet"),
+    "routers": (_samples("neutron/routers/*.json"), "routers", "router"),
+    "address_groups": (_samples("neutron/address-groups/*.json"), "address_groups", "address_group"),
+}
 ZONE_SAMPLE = SAMPLES / "nova/os-availability-zone/availability-zone-detail-resp.json"
 COMMON_MICROVERSION = "2.96"  # the snapshot that also holds the images, groups, rules, ports and zones
 
@@ -147,6 +153,11 @@ def _ports(sample: Path) -> list[dict]:
     return _unique(_items(_load(sample), "ports", "port"), sample)
 
 
+def _networking(table: str, sample: Path) -> list[dict]:
+    _samples_, plural, singular = NETWORKING_SAMPLES[table]
+    return _unique(_items(_load(sample), plural, singular), sample)
+
+
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory) -> dict[str, Path]:
     """One snapshot per compute microversion, holding every sample of that microversion: 61 sample files,
@@ -163,6 +174,9 @@ def snapshots(tmp_path_factory) -> dict[str, Path]:
         common["security_groups"] += _groups_and_rules(sample)[0]
     for sample in PORT_SAMPLES:
         common["ports"] += _ports(sample)
+    for table, (samples, _plural, _singular) in NETWORKING_SAMPLES.items():
+        for sample in samples:
+            common[table] += _networking(table, sample)
     common["availability_zones"] = _load(ZONE_SAMPLE)["availabilityZoneInfo"]
     databases = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -334,6 +348,40 @@ def test_port_samples(sample, snapshots):
         assert row["port_security_enabled"] == port.get("port_security_enabled")
         assert row["ip_addresses"] == [f["ip_address"] for f in port["fixed_ips"]]
         assert row["mac_address"] == port["mac_address"]
+
+
+NETWORKING_CASES = [(table, sample) for table, (samples, _p, _s) in NETWORKING_SAMPLES.items() for sample in samples]
+
+
+@pytest.mark.parametrize("table, sample", NETWORKING_CASES, ids=lambda v: v if isinstance(v, str) else v.name)
+def test_networking_samples(table, sample, snapshots):
+    items = _networking(table, sample)
+    rows = _rows(snapshots[COMMON_MICROVERSION], table)
+    assert items and {i["id"] for i in items} <= set(rows)
+    for item in items:
+        row = rows[item["id"]]
+        assert (row["name"], row["project_id"], row["description"]) == (
+            item["name"], item["project_id"], item["description"])
+        assert json.loads(row["raw"]) == item
+        if table == "networks":
+            assert (row["shared"], row["external"], row["admin_state_up"], row["status"], row["mtu"]) == (
+                item["shared"], item["router:external"], item["admin_state_up"], item["status"], item["mtu"])
+            assert row["subnet_ids"] == item["subnets"] and row["created_at"] == _utc(item["created_at"])
+            assert row["provider_network_type"] == item.get("provider:network_type")
+        elif table == "subnets":
+            assert (row["network_id"], row["ip_version"], row["cidr"], row["gateway_ip"], row["enable_dhcp"]) == (
+                item["network_id"], item["ip_version"], item["cidr"], item["gateway_ip"], item["enable_dhcp"])
+            assert json.loads(row["allocation_pools"]) == item["allocation_pools"]
+            assert row["dns_nameservers"] == item["dns_nameservers"]
+        elif table == "routers":
+            gateway = item["external_gateway_info"] or {}
+            assert (row["external_network_id"], row["enable_snat"]) == (
+                gateway.get("network_id"), gateway.get("enable_snat"))
+            assert row["external_ip_addresses"] == [f["ip_address"] for f in gateway.get("external_fixed_ips", [])]
+            assert (row["distributed"], row["ha"], json.loads(row["routes"])) == (
+                item["distributed"], item["ha"], item["routes"])
+        else:
+            assert row["addresses"] == item["addresses"]
 
 
 def test_availability_zone_sample(snapshots):

@@ -53,6 +53,10 @@ RESOURCE_TYPES = {
     "security_group_rules": "security_group_rule_count",
     "ports": "port_count",
     "floating_ips": "floating_ip_count",
+    "networks": "network_count",
+    "subnets": "subnet_count",
+    "routers": "router_count",
+    "address_groups": "address_group_count",
 }
 
 
@@ -328,6 +332,22 @@ class Collector:
             return lambda: pager.list_marker_paged(conn.network, path, {"limit": page},
                                                    Listing(resource_type, key), f"{key}_links")
 
+        def extension(path, resource_type, key, alias):
+            """A listing only some clouds offer: when Neutron answers 404 and does not list the extension,
+            the cloud has none of these resources, and the listing is complete and empty."""
+            listing_job = network(path, resource_type, key)
+
+            def job():
+                listing = listing_job()
+                not_found = listing.failures and all(f.http_status == 404 for f in listing.failures)
+                if not listing.count and not_found:
+                    offered = pager.network_extensions(conn.network, listing)
+                    if offered is not None and alias not in offered:
+                        log.info("Neutron offers no %s extension: no %s to list", alias, resource_type)
+                        listing.complete, listing.failures = True, []
+                return listing
+            return job
+
         def unavailable(resource_type, key):  # the compute API's version could not be discovered
             def job():
                 listing = Listing(resource_type, key)
@@ -347,7 +367,11 @@ class Collector:
             "images": images,
             "security_groups": security_groups,
             "ports": network("/ports", "ports", "ports"),
-            "floating_ips": network("/floatingips", "floating_ips", "floatingips"),
+            "floating_ips": extension("/floatingips", "floating_ips", "floatingips", "router"),
+            "networks": network("/networks", "networks", "networks"),
+            "subnets": network("/subnets", "subnets", "subnets"),
+            "routers": extension("/routers", "routers", "routers", "router"),
+            "address_groups": extension("/address-groups", "address_groups", "address_groups", "address-group"),
         }
 
 

@@ -366,6 +366,19 @@ class Pager:
                                      f"stopped after {listing.pages} pages"))
         markers.add(marker)
 
+    def network_extensions(self, proxy, listing: Listing) -> set[str] | None:
+        """The aliases of the API extensions Neutron offers, or None when it cannot say (the request failed
+        or the answer is malformed). Its requests count towards `listing`."""
+        probe = Listing("extensions", "extensions", id_key="alias")
+        try:
+            body, _info = self.fetch(proxy, "/extensions", {}, probe)
+        except PageFailed:
+            return None
+        finally:
+            listing.requests += probe.requests
+        aliases = [e.get("alias") for e in orjson.loads(body)["extensions"] if isinstance(e, dict)]
+        return {a for a in aliases if isinstance(a, str)}
+
     def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, **kwargs) -> Listing:
         """Nova and Neutron: `limit`/`marker`, with a `<key>_links` next link while pages are full."""
         def pages():

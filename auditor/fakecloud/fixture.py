@@ -18,6 +18,10 @@ RESOURCE_FILES = {
     "security_groups": ("security_groups.json", "security_groups"),
     "ports": ("ports.json", "ports"),
     "floating_ips": ("floating_ips.json", "floatingips"),
+    "networks": ("networks.json", "networks"),
+    "subnets": ("subnets.json", "subnets"),
+    "routers": ("routers.json", "routers"),
+    "address_groups": ("address_groups.json", "address_groups"),
 }
 
 

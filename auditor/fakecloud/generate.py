@@ -3,7 +3,7 @@
 `generate_cloud(servers, seed)` returns in memory what a fixture directory holds (docs/fake-cloud.md): the
 `cloud.json` object under "cloud" and each resource file's items, as a plain list, under the file's name
 ("projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
-"ports", "floating_ips"). Items have the key sets and value types of the real API responses: servers as
+"ports", "floating_ips", "networks", "subnets", "routers", "address_groups"). Items have the key sets and value types of the real API responses: servers as
 `GET /servers/detail` at microversion 2.96 seen by an admin, flavors at 2.75, Neutron items with both
 `project_id` and `tenant_id`, security groups with their rules embedded.
 
@@ -30,8 +30,10 @@ Ratios for N servers:
   ~N // 10 others with 10-30 rules each (~18 on average): IPv4 and IPv6; tcp, udp, icmp, numeric or no
   protocol; some open to 0.0.0.0/0 or ::/0 on ports such as 22, 3389 and 5432, some from private ranges or
   single hosts, some with remote_group_id.
-- networks (no fixture of their own): one per project but "service", dual-stack for ~30%, and a shared
-  "provider" network.
+- networks: one per project but "service", dual-stack for ~30% (an IPv4 /16 and an IPv6 /64 subnet), a
+  shared "provider" network (172.16.0.0/12) and the external "public" one (198.18.0.0/15) that floating IPs
+  come from; one router per project network with its gateway on "public", ~5% without SNAT.
+- address groups: max(2, N // 500), ~10% of them holding 0.0.0.0/0 and ::/0, the others private ranges.
 - ports: 1-3 per server that has ports (~1.95 on average): the first on the project network, the others
   on the provider network; each with 1-2 security groups of the server's project, ~2% with port security
   disabled and ~2% with no groups. One network:dhcp port per network.
@@ -191,7 +193,8 @@ _FAULT_BUILD_DETAILS = (
 def generate_cloud(servers: int, seed: int = 1) -> dict:
     """Return {"cloud": {...cloud.json content...}, "projects": [...], "servers": [...], "flavors": [...],
     "availability_zones": [...], "server_groups": [...], "images": [...], "security_groups": [...],
-    "ports": [...], "floating_ips": [...]}  -- lists of items, not wrapped in their top-level keys."""
+    "ports": [...], "floating_ips": [...], "networks": [...], "subnets": [...], "routers": [...],
+    "address_groups": [...]}  -- lists of items, not wrapped in their top-level keys."""
     if isinstance(servers, bool) or not isinstance(servers, int) or servers < 0:
         raise ValueError(f"servers must be a non-negative integer, got {servers!r}")
     gc_was_enabled = gc.isenabled()
@@ -234,6 +237,7 @@ class _Builder:
         self._servers()
         self._dhcp_ports()
         self._unbound_floating_ips()
+        self._networking()  # last: the records above draw the same random numbers as before it existed
         return {
             "cloud": self._cloud(),
             "projects": self.projects,
@@ -245,6 +249,10 @@ class _Builder:
             "security_groups": self.security_groups,
             "ports": self.ports,
             "floating_ips": self.floating_ips,
+            "networks": self.network_items,
+            "subnets": self.subnet_items,
+            "routers": self.router_items,
+            "address_groups": self.address_groups,
         }
 
     def _timestamps(self):
@@ -931,6 +939,77 @@ class _Builder:
                 "tags": [],
             })
             fip_seq += 1
+
+    def _networking(self):
+        """Network, subnet and router records for the networks the ports live on, and a few address groups."""
+        rnd = self.rng.random
+        projects = self.projects
+        self.network_items, self.subnet_items, self.router_items, self.address_groups = [], [], [], []
+        public_subnet = self.uuid()
+        self._network(self.public_net_id, "public", 0, external=True,
+                      subnets=[(public_subnet, "198.18.0.0/15", "198.18.0.1", False)])
+        provider = self.provider
+        self._network(provider["id"], provider["name"], 0, shared=True,
+                      subnets=[(provider["subnet4"], "172.16.0.0/12", "172.16.0.1", True)])
+        for pidx, net in enumerate(self.networks):
+            if net is None:
+                continue
+            subnets = [(net["subnet4"], f"{net['v4']}0.0/16", f"{net['v4']}0.1", True)]
+            if net["subnet6"]:
+                subnets.append((net["subnet6"], f"{net['v6']}/64", f"{net['v6']}1", True))
+            self._network(net["id"], net["name"], pidx, subnets=subnets)
+            pid = projects[pidx]["id"]
+            ci = self._ts_index()
+            gateway = (self.fip_seq + pidx) % 65024
+            self.router_items.append({
+                "admin_state_up": True, "availability_zone_hints": [], "availability_zones": ["nova"],
+                "created_at": self.ts[ci], "description": "", "distributed": False,
+                "external_gateway_info": {
+                    "enable_snat": rnd() < 0.95, "network_id": self.public_net_id,
+                    "external_fixed_ips": [{"ip_address": f"198.19.{gateway // 254 % 256}.{gateway % 254 + 1}",
+                                            "subnet_id": public_subnet}],
+                },
+                "flavor_id": None, "ha": False, "id": self.routers[pidx], "name": f"{projects[pidx]['name']}-router",
+                "revision_number": 4, "routes": [], "status": "ACTIVE", "updated_at": self.ts[ci + 1],
+                "project_id": pid, "tenant_id": pid, "service_type_id": None, "tags": [], "conntrack_helpers": [],
+            })
+        tenants = [i for i, n in enumerate(self.networks) if n is not None and i > 0] or [0]
+        for n in range(max(2, self.n // 500)):
+            pid = projects[tenants[int(rnd() * len(tenants))]]["id"]
+            wide = rnd() < 0.1  # a group that holds the whole internet, as some operators make
+            addresses = (["0.0.0.0/0", "::/0"] if wide else
+                         sorted({_PRIVATE_V4[int(rnd() * len(_PRIVATE_V4))] for _ in range(1 + int(rnd() * 3))}))
+            self.address_groups.append({"id": self.uuid(), "name": f"addresses-{n}", "project_id": pid,
+                                        "tenant_id": pid, "addresses": addresses, "description": ""})
+
+    def _network(self, network_id, name, pidx, subnets, external=False, shared=False):
+        pid = self.projects[pidx]["id"]
+        ci = self._ts_index()
+        created, updated = self.ts[ci], self.ts[ci + 1]
+        self.network_items.append({
+            "admin_state_up": True, "availability_zone_hints": [], "availability_zones": ["nova"],
+            "created_at": created, "dns_domain": "", "id": network_id, "ipv4_address_scope": None,
+            "ipv6_address_scope": None, "l2_adjacency": True, "mtu": 1500 if external or shared else 1450,
+            "name": name, "port_security_enabled": True, "project_id": pid,
+            "provider:network_type": "flat" if external or shared else "vxlan",
+            "provider:physical_network": "physnet1" if external or shared else None,
+            "provider:segmentation_id": None if external or shared else 1000 + pidx,
+            "qos_policy_id": None, "revision_number": 2, "router:external": external, "shared": shared,
+            "status": "ACTIVE", "subnets": [subnet[0] for subnet in subnets], "tags": [], "tenant_id": pid,
+            "updated_at": updated, "description": "", "is_default": external,
+        })
+        for subnet_id, cidr, gateway, dhcp in subnets:
+            version = 6 if ":" in cidr else 4
+            self.subnet_items.append({
+                "name": f"{name}-v{version}", "enable_dhcp": dhcp, "network_id": network_id, "segment_id": None,
+                "project_id": pid, "tenant_id": pid, "dns_nameservers": [], "dns_publish_fixed_ip": False,
+                "allocation_pools": [{"start": gateway[:-1] + "2", "end": gateway[:-1] + ("ffff" if version == 6
+                                                                                        else "254")}],
+                "host_routes": [], "ip_version": version, "gateway_ip": gateway, "cidr": cidr, "id": subnet_id,
+                "created_at": created, "description": "", "ipv6_address_mode": "slaac" if version == 6 else None,
+                "ipv6_ra_mode": "slaac" if version == 6 else None, "revision_number": 0, "service_types": [],
+                "subnetpool_id": None, "tags": [], "updated_at": updated, "router:external": external,
+            })
 
     def _cloud(self):
         admin_project = self.projects[0]["id"]

@@ -41,12 +41,20 @@ class Token:
         return "admin" in self.roles
 
 
+# The Neutron API extensions the fake cloud offers (cloud.json `network_extensions_without` removes some),
+# and the listings that need one.
+NETWORK_EXTENSIONS = ("security-group", "port-security", "router", "external-net", "address-group",
+                      "standard-attr-tag")
+NETWORK_EXTENSION_OF = {"routers": "router", "floatingips": "router", "address-groups": "address-group"}
+
+
 class _Collection:
     """One resource list, serialized once; pages are slices joined as bytes."""
 
-    def __init__(self, items: list[dict], owner_key: str | None):
+    def __init__(self, items: list[dict], owner_key: str | None, seen_by_all=None):
         self.items = items
         self.owner_key = owner_key
+        self.seen_by_all = seen_by_all or (lambda item: False)  # listed to every project, as Neutron does
         self.blobs = [orjson.dumps(_public(item)) for item in items]
         self._views: dict = {}
 
@@ -58,6 +66,10 @@ class _Collection:
             positions = {str(self.items[i].get("id")): n for n, i in enumerate(indexes)}
             cached = self._views[name] = (indexes, positions)
         return cached
+
+
+def _shared_network(network: dict) -> bool:
+    return bool(network.get("shared") or network.get("router:external"))
 
 
 def _public(item: dict) -> dict:
@@ -85,6 +97,7 @@ class FakeCloud:
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
         self.projects = {p["id"]: p for p in fixture.get("projects", [])}
+        shared_networks = {n.get("id") for n in fixture.get("networks", []) if _shared_network(n)}
         self.collections = {
             "servers": _Collection(fixture.get("servers", []), "tenant_id"),
             "flavors": _Collection(fixture.get("flavors", []), None),
@@ -102,6 +115,11 @@ class FakeCloud:
             ),
             "ports": _Collection(fixture.get("ports", []), "project_id"),
             "floatingips": _Collection(fixture.get("floating_ips", []), "project_id"),
+            "networks": _Collection(fixture.get("networks", []), "project_id", _shared_network),
+            "subnets": _Collection(fixture.get("subnets", []), "project_id",
+                                   lambda subnet: subnet.get("network_id") in shared_networks),
+            "routers": _Collection(fixture.get("routers", []), "project_id"),
+            "address_groups": _Collection(fixture.get("address_groups", []), "project_id"),
         }
         self._legacy_servers: _Collection | None = None
         self._request = threading.local()  # the fault (if any) of the request this thread serves
@@ -519,9 +537,18 @@ class FakeCloud:
             "security-group-rules": "security_group_rules",
             "ports": "ports",
             "floatingips": "floatingips",
+            "networks": "networks",
+            "subnets": "subnets",
+            "routers": "routers",
+            "address-groups": "address_groups",
         }
+        absent = set(self.cloud.get("network_extensions_without", ()))
+        if parts[1] == "extensions":
+            offered = [alias for alias in NETWORK_EXTENSIONS if alias not in absent]
+            return _json(200, {"extensions": [{"alias": alias, "name": alias, "description": "", "links": [],
+                                               "updated": "2024-01-01T00:00:00-00:00"} for alias in offered]})
         key = names.get(parts[1])
-        if key is None:
+        if key is None or NETWORK_EXTENSION_OF.get(parts[1]) in absent:
             raise HTTPError(404, "The resource could not be found.")
         # Neutron has no page cap unless the client sends `limit`; then it pages by marker.
         return self._marker_page(
@@ -540,7 +567,8 @@ class FakeCloud:
             view = collection.view("all", lambda item: True)
         else:
             project = token.project.get("id")
-            view = collection.view(f"project:{project}", lambda item: item.get(owner) == project)
+            view = collection.view(f"project:{project}",
+                                   lambda item: item.get(owner) == project or collection.seen_by_all(item))
         return self._page(collection, view, key, query, default, maximum, base, headers, links_key)
 
     def _page(self, collection, view, key, query, default, maximum, base, headers, links_key):

@@ -160,6 +160,44 @@ TABLES = {
         f"""{_NEUTRON_SELECT}, s.tags, s.floating_ip_address, s.floating_network_id, s.fixed_ip_address, s.port_id,
             s.router_id, s.status, item AS raw""",
     ),
+    "networks": (
+        {**_NEUTRON_BASE, "name": "VARCHAR", "status": "VARCHAR", "admin_state_up": "BOOLEAN", "shared": "BOOLEAN",
+         "router:external": "BOOLEAN", "is_default": "BOOLEAN", "provider:network_type": "VARCHAR",
+         "provider:physical_network": "VARCHAR", "provider:segmentation_id": "BIGINT", "segments": "JSON",
+         "mtu": "INTEGER", "port_security_enabled": "BOOLEAN", "subnets": ["VARCHAR"],
+         "availability_zones": ["VARCHAR"]},
+        f"""{_NEUTRON_SELECT}, s.tags, s.name, s.status, s.admin_state_up, s.shared, s."router:external" AS external,
+            s.is_default, s."provider:network_type" AS provider_network_type,
+            s."provider:physical_network" AS provider_physical_network,
+            s."provider:segmentation_id" AS provider_segmentation_id, s.segments, s.mtu, s.port_security_enabled,
+            s.subnets AS subnet_ids, s.availability_zones, item AS raw""",
+    ),
+    "subnets": (
+        {**_NEUTRON_BASE, "name": "VARCHAR", "network_id": "VARCHAR", "ip_version": "INTEGER", "cidr": "VARCHAR",
+         "gateway_ip": "VARCHAR", "enable_dhcp": "BOOLEAN", "allocation_pools": "JSON",
+         "dns_nameservers": ["VARCHAR"], "host_routes": "JSON", "ipv6_address_mode": "VARCHAR",
+         "ipv6_ra_mode": "VARCHAR", "subnetpool_id": "VARCHAR", "segment_id": "VARCHAR"},
+        f"""{_NEUTRON_SELECT}, s.tags, s.name, s.network_id, s.ip_version, s.cidr, s.gateway_ip, s.enable_dhcp,
+            s.allocation_pools, s.dns_nameservers, s.host_routes, s.ipv6_address_mode, s.ipv6_ra_mode,
+            s.subnetpool_id, s.segment_id, item AS raw""",
+    ),
+    "routers": (
+        {**_NEUTRON_BASE, "name": "VARCHAR", "status": "VARCHAR", "admin_state_up": "BOOLEAN",
+         "external_gateway_info": {"network_id": "VARCHAR", "enable_snat": "BOOLEAN", "external_fixed_ips": "JSON"},
+         "distributed": "BOOLEAN", "ha": "BOOLEAN", "routes": "JSON", "availability_zones": ["VARCHAR"]},
+        f"""{_NEUTRON_SELECT}, s.tags, s.name, s.status, s.admin_state_up,
+            s.external_gateway_info.network_id AS external_network_id,
+            s.external_gateway_info.enable_snat AS enable_snat,
+            s.external_gateway_info.external_fixed_ips AS external_fixed_ips,
+            CASE WHEN json_type(s.external_gateway_info.external_fixed_ips) = 'ARRAY'
+                 THEN json_extract_string(s.external_gateway_info.external_fixed_ips, '$[*].ip_address') END
+                AS external_ip_addresses,
+            s.distributed, s.ha, s.routes, s.availability_zones, item AS raw""",
+    ),
+    "address_groups": (
+        {**_NEUTRON_BASE, "name": "VARCHAR", "addresses": ["VARCHAR"]},
+        f"""{_NEUTRON_SELECT}, s.name, s.addresses, item AS raw""",
+    ),
 }
 # The map of host -> service -> state that availability zones need, parsed once per zone.
 _EXTRA_STRUCT = {

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     security_group_rule_count BIGINT,
     port_count BIGINT,
     floating_ip_count BIGINT,
+    network_count BIGINT,                  -- these four: NULL in snapshots of auditor before 0.2.0
+    subnet_count BIGINT,
+    router_count BIGINT,
+    address_group_count BIGINT,
     error_count BIGINT,
     request_count BIGINT
 );
@@ -257,6 +261,89 @@ CREATE TABLE IF NOT EXISTS floating_ips (
     status VARCHAR,
     description VARCHAR,
     tags VARCHAR[],
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS networks (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    description VARCHAR,
+    status VARCHAR,
+    admin_state_up BOOLEAN,
+    shared BOOLEAN,
+    external BOOLEAN,                      -- router:external
+    is_default BOOLEAN,
+    provider_network_type VARCHAR,         -- provider:* attributes: admins only; multi-segment in `segments`
+    provider_physical_network VARCHAR,
+    provider_segmentation_id BIGINT,
+    segments JSON,
+    mtu INTEGER,
+    port_security_enabled BOOLEAN,
+    subnet_ids VARCHAR[],
+    availability_zones VARCHAR[],
+    tags VARCHAR[],
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS subnets (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    description VARCHAR,
+    network_id VARCHAR,
+    ip_version INTEGER,
+    cidr VARCHAR,
+    gateway_ip VARCHAR,
+    enable_dhcp BOOLEAN,
+    allocation_pools JSON,
+    dns_nameservers VARCHAR[],
+    host_routes JSON,
+    ipv6_address_mode VARCHAR,
+    ipv6_ra_mode VARCHAR,
+    subnetpool_id VARCHAR,
+    segment_id VARCHAR,
+    tags VARCHAR[],
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS routers (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    description VARCHAR,
+    status VARCHAR,
+    admin_state_up BOOLEAN,
+    external_network_id VARCHAR,           -- external_gateway_info.network_id; NULL: no gateway
+    enable_snat BOOLEAN,
+    external_fixed_ips JSON,
+    external_ip_addresses VARCHAR[],
+    distributed BOOLEAN,
+    ha BOOLEAN,
+    routes JSON,
+    availability_zones VARCHAR[],
+    tags VARCHAR[],
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS address_groups (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    description VARCHAR,
+    addresses VARCHAR[],                   -- CIDRs, as Neutron normalizes them (a host as /32 or /128)
     created_at TIMESTAMP,
     updated_at TIMESTAMP,
     raw JSON

@@ -38,6 +38,11 @@ JSON_FIELD_KINDS = {
     ("security_groups", "security_group_rules"): ("array",),
     ("ports", "fixed_ips"): ("array",),
     ("ports", "allowed_address_pairs"): ("array",),
+    ("networks", "segments"): ("array",),
+    ("subnets", "allocation_pools"): ("array",),
+    ("subnets", "host_routes"): ("array",),
+    ("routers", "external_gateway_info.external_fixed_ips"): ("array",),
+    ("routers", "routes"): ("array",),
 }
 
 # A JSON value as json_transform gives it ("JSON" in a shape) is minified text, so its first character
