@@ -1,5 +1,6 @@
 """The collector against the fake cloud over HTTP: every resource type, through several pages, any scope."""
 
+import pytest
 from conftest import DEMO, collect, query, records, snapshot_into
 
 from auditor.fakecloud import load_fixture
@@ -64,11 +65,13 @@ def test_non_admin_falls_back_to_its_projects_and_says_so(clouds_yaml, fake_clou
     assert not fake_cloud.requests_to(r"all_tenants"), "a member must not ask for all projects"
     ports = {p["id"] for p in demo_fixture["ports"] if p["project_id"] in projects}
     assert {p["id"] for p in records(snapshot, "ports")} == ports
-    # Neutron lists external and shared networks (and their subnets) to every project, once each.
+    # Neutron lists external and shared networks to every project, but the subnets of shared ones only.
     external = {n["id"] for n in demo_fixture["networks"] if n["router:external"]}
     networks = [n["id"] for n in records(snapshot, "networks")]
     assert external and external <= set(networks)
     assert set(networks) == external | {n["id"] for n in demo_fixture["networks"] if n["project_id"] in projects}
+    assert {s["id"] for s in records(snapshot, "subnets")} == {
+        s["id"] for s in demo_fixture["subnets"] if s["project_id"] in projects}
     assert {r["id"] for r in records(snapshot, "routers")} == {
         r["id"] for r in demo_fixture["routers"] if r["project_id"] in projects}
 
@@ -191,3 +194,31 @@ def test_a_404_from_a_neutron_that_offers_address_groups_is_a_failure(tmp_path, 
     [message] = query(tmp_path / "audit.duckdb",
                       "SELECT http_status FROM collection_errors WHERE resource_type = 'address_groups'")
     assert message == (404,)
+
+
+@pytest.mark.parametrize("fault", [{"patch": {"alias": None}}, {"patch": {"alias": 5}}, {"malformed": True},
+                                   {"status": 500}], ids=["no alias", "alias not text", "malformed", "error"])
+def test_an_unreadable_extension_list_never_hides_a_404(tmp_path, monkeypatch, demo_fixture, fault):
+    import copy
+
+    fixture = copy.deepcopy(demo_fixture)
+    fixture["cloud"]["network_extensions_without"] = ["address-group"]
+    result, listed, asked = _snapshot_of_demo(fixture, tmp_path, monkeypatch,
+                                              fault={"path": r"^/network/v2\.0/extensions", **fault})
+    assert asked and result.status == "partial"
+    assert listed["address_groups"] == "failed 0"
+
+
+def test_a_network_listed_by_several_projects_is_stored_once_shared_if_any_project_sees_it_shared(
+        clouds_yaml, fake_cloud, demo_fixture, tmp_path):
+    alice = next(u for u in demo_fixture["cloud"]["users"] if u["name"] == "alice")
+    first, second = sorted(alice["roles"])
+    # Neutron answers `shared` for the asking project: a grant to one project shows there only.
+    fake_cloud.add_fault(r"^/network/v2\.0/networks", project=second, patch={"shared": True})
+    database = tmp_path / "audit.duckdb"
+    [result] = snapshot_into(database, "alice")
+    assert result.status == "complete", result.errors
+    rows = query(database, "SELECT id, count(*), bool_and(shared) FROM networks GROUP BY id")
+    public = {n["id"] for n in demo_fixture["networks"] if n["router:external"]}
+    assert all(count == 1 for _id, count, _shared in rows)
+    assert {network_id for network_id, _count, shared in rows if shared} >= public

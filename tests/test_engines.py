@@ -70,9 +70,19 @@ def test_pyarrow_reads_the_lake_and_finds_what_the_rule_found(lake):
     assert snapshot_id == lake["committed"][-1]  # not the uncommitted one beside it
     rules = ds.dataset(root / "security_group_rules", format="parquet", partitioning="hive").to_table(
         filter=(ds.field("snapshot_id") == snapshot_id) & (ds.field("direction") == "ingress")
-        & ds.field("remote_group_id").is_null() & ds.field("remote_address_group_id").is_null())
+        & ds.field("remote_group_id").is_null())
+    groups = ds.dataset(root / "address_groups", format="parquet", partitioning="hive").to_table(
+        columns=["id", "addresses"], filter=ds.field("snapshot_id") == snapshot_id)
+    holding = {family: pa.array([g["id"] for g in groups.to_pylist() if everyone in g["addresses"]], pa.string())
+               for family, everyone in (("IPv4", "0.0.0.0/0"), ("IPv6", "::/0"))}
     prefix = rules["remote_ip_prefix"]
-    rules = rules.filter(pc.or_kleene(pc.is_null(prefix), pc.ends_with(pc.fill_null(prefix, ""), "/0")))
+    by_prefix = pc.and_(pc.is_null(rules["remote_address_group_id"]),
+                        pc.or_kleene(pc.is_null(prefix), pc.ends_with(pc.fill_null(prefix, ""), "/0")))
+    by_group = pc.or_(*[pc.and_(pc.equal(rules["ethertype"], family),
+                                pc.is_in(rules["remote_address_group_id"], value_set=ids))
+                        for family, ids in holding.items()])
+    assert pc.any(by_group).as_py(), "the demo cloud opens SSH through an address group"
+    rules = rules.filter(pc.or_(by_prefix, pc.fill_null(by_group, False)))
     protocol = pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(rules["protocol"], "")))
     for spelled, name in (("", "any"), ("0", "any"), ("6", "tcp"), ("17", "udp"), ("132", "sctp"), ("33", "dccp"),
                           ("136", "udplite")):
@@ -115,7 +125,7 @@ def _documented_query() -> str:
 def test_spark_reads_the_lake_and_finds_what_the_rule_found(lake, spark):
     from pyspark.sql import functions as F
 
-    for table in ("snapshots", "security_groups", "security_group_rules"):
+    for table in ("snapshots", "security_groups", "security_group_rules", "address_groups"):
         (spark.read.parquet(str(lake["root"] / table)).withColumn("snapshot_id", F.col("snapshot_id").cast("bigint"))
          .createOrReplaceTempView(table))
     assert spark.sql("SELECT max(snapshot_id) FROM security_group_rules").first()[0] == lake["uncommitted"]

@@ -197,13 +197,16 @@ def test_referential_integrity(cloud):
     projects = {p["id"] for p in cloud["projects"]}
 
     for port in ports.values():
-        assert port["project_id"] == port["tenant_id"] and port["project_id"] in projects
+        assert port["project_id"] == port["tenant_id"]
+        # Neutron gives a router's gateway port no project
+        assert port["project_id"] in projects or (port["device_owner"] == "network:router_gateway"
+                                                  and port["project_id"] == "")
         if port["device_owner"].startswith("compute:"):
             server = servers[port["device_id"]]
             assert port["project_id"] == server["tenant_id"]
             assert port["device_owner"] == "compute:" + server["OS-EXT-AZ:availability_zone"]
         else:
-            assert port["device_owner"] == "network:dhcp"
+            assert port["device_owner"] in ("network:dhcp", "network:router_interface", "network:router_gateway")
         if not port["port_security_enabled"]:
             assert port["security_groups"] == []
         assert len(port["security_groups"]) <= 2
@@ -358,6 +361,15 @@ def test_networks_subnets_and_routers_are_those_the_ports_and_floating_ips_use(c
     routers = {r["id"]: r for r in cloud["routers"]}
     assert {f["router_id"] for f in cloud["floating_ips"] if f["router_id"]} <= set(routers)
     assert all(r["external_gateway_info"]["network_id"] == public["id"] for r in routers.values())
+    router_ports = [p for p in cloud["ports"] if p["device_owner"].startswith("network:router_")]
+    interfaces = {p["device_id"]: p for p in router_ports if p["device_owner"] == "network:router_interface"}
+    gateways = {p["device_id"]: p for p in router_ports if p["device_owner"] == "network:router_gateway"}
+    assert set(interfaces) == set(gateways) == set(routers)
+    for router_id, router in routers.items():
+        assert interfaces[router_id]["project_id"] == router["project_id"]
+        assert networks[interfaces[router_id]["network_id"]]["project_id"] == router["project_id"]
+        assert gateways[router_id]["network_id"] == public["id"]
+        assert gateways[router_id]["fixed_ips"] == router["external_gateway_info"]["external_fixed_ips"]
     [shared] = [n for n in networks.values() if n["shared"]]
     assert shared["name"] == "provider"
     tenant = [n for n in networks.values() if not n["shared"] and not n["router:external"]]

@@ -367,17 +367,23 @@ class Pager:
         markers.add(marker)
 
     def network_extensions(self, proxy, listing: Listing) -> set[str] | None:
-        """The aliases of the API extensions Neutron offers, or None when it cannot say (the request failed
-        or the answer is malformed). Its requests count towards `listing`."""
+        """The aliases of the API extensions Neutron offers, or None when it cannot say: the request failed,
+        or the answer is not a non-empty list of extensions that each have a string alias (an answer that
+        cannot be read must never pass for "not offered"). Its requests count towards `listing`."""
         probe = Listing("extensions", "extensions", id_key="alias")
         try:
-            body, _info = self.fetch(proxy, "/extensions", {}, probe)
-        except PageFailed:
+            _body, info = self.fetch(proxy, "/extensions", {}, probe)
+        except PageFailed as exc:
+            log.warning("cannot tell which Neutron extensions are offered: %s", exc.failure.message)
             return None
         finally:
             listing.requests += probe.requests
-        aliases = [e.get("alias") for e in orjson.loads(body)["extensions"] if isinstance(e, dict)]
-        return {a for a in aliases if isinstance(a, str)}
+        aliases = [orjson.loads(alias) if alias is not None else None for alias in info.ids]
+        if not aliases or not all(isinstance(alias, str) and alias for alias in aliases):
+            log.warning("cannot tell which Neutron extensions are offered: /extensions lists none, or some "
+                        "without an alias")
+            return None
+        return set(aliases)
 
     def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, **kwargs) -> Listing:
         """Nova and Neutron: `limit`/`marker`, with a `<key>_links` next link while pages are full."""

@@ -32,7 +32,8 @@ Ratios for N servers:
   single hosts, some with remote_group_id.
 - networks: one per project but "service", dual-stack for ~30% (an IPv4 /16 and an IPv6 /64 subnet), a
   shared "provider" network (172.16.0.0/12) and the external "public" one (198.18.0.0/15) that floating IPs
-  come from; one router per project network with its gateway on "public", ~5% without SNAT.
+  come from; one router per project network with its gateway on "public", ~5% without SNAT, each with its
+  `network:router_interface` port on the project network and `network:router_gateway` port on "public".
 - address groups: max(2, N // 500), ~10% of them holding 0.0.0.0/0 and ::/0, the others private ranges.
 - ports: 1-3 per server that has ports (~1.95 on average): the first on the project network, the others
   on the provider network; each with 1-2 security groups of the server's project, ~2% with port security
@@ -961,13 +962,17 @@ class _Builder:
             pid = projects[pidx]["id"]
             ci = self._ts_index()
             gateway = (self.fip_seq + pidx) % 65024
+            gateway_ip = f"198.19.{gateway // 254 % 256}.{gateway % 254 + 1}"
+            inside = [{"subnet_id": subnet_id, "ip_address": ip} for subnet_id, _cidr, ip, _dhcp in subnets]
+            self._router_port(self.routers[pidx], pid, net["id"], inside, "network:router_interface", ci)
+            self._router_port(self.routers[pidx], "", self.public_net_id,
+                              [{"subnet_id": public_subnet, "ip_address": gateway_ip}], "network:router_gateway", ci)
             self.router_items.append({
                 "admin_state_up": True, "availability_zone_hints": [], "availability_zones": ["nova"],
                 "created_at": self.ts[ci], "description": "", "distributed": False,
                 "external_gateway_info": {
                     "enable_snat": rnd() < 0.95, "network_id": self.public_net_id,
-                    "external_fixed_ips": [{"ip_address": f"198.19.{gateway // 254 % 256}.{gateway % 254 + 1}",
-                                            "subnet_id": public_subnet}],
+                    "external_fixed_ips": [{"ip_address": gateway_ip, "subnet_id": public_subnet}],
                 },
                 "flavor_id": None, "ha": False, "id": self.routers[pidx], "name": f"{projects[pidx]['name']}-router",
                 "revision_number": 4, "routes": [], "status": "ACTIVE", "updated_at": self.ts[ci + 1],
@@ -981,6 +986,15 @@ class _Builder:
                          sorted({_PRIVATE_V4[int(rnd() * len(_PRIVATE_V4))] for _ in range(1 + int(rnd() * 3))}))
             self.address_groups.append({"id": self.uuid(), "name": f"addresses-{n}", "project_id": pid,
                                         "tenant_id": pid, "addresses": addresses, "description": ""})
+
+    def _router_port(self, router_id, project_id, network_id, fixed_ips, owner, ci):
+        h = f"{self.rng.getrandbits(24):06x}"
+        port = dict(_PORT_TEMPLATE, project_id=project_id, tenant_id=project_id, allowed_address_pairs=[],
+                    created_at=self.ts[ci], device_id=router_id, device_owner=owner,
+                    dns_assignment=_dns_assignment(fixed_ips), extra_dhcp_opts=[], fixed_ips=fixed_ips,
+                    id=self.uuid(), mac_address=f"fa:16:3e:{h[:2]}:{h[2:4]}:{h[4:]}", network_id=network_id,
+                    security_groups=[], tags=[], updated_at=self.ts[ci + 1], port_security_enabled=False)
+        self.ports.append(port)
 
     def _network(self, network_id, name, pidx, subnets, external=False, shared=False):
         pid = self.projects[pidx]["id"]

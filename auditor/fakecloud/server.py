@@ -97,7 +97,8 @@ class FakeCloud:
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
         self.projects = {p["id"]: p for p in fixture.get("projects", [])}
-        shared_networks = {n.get("id") for n in fixture.get("networks", []) if _shared_network(n)}
+        # Neutron's default policy shows a subnet to its owner and on shared networks, not on external ones.
+        shared_networks = {n.get("id") for n in fixture.get("networks", []) if n.get("shared")}
         self.collections = {
             "servers": _Collection(fixture.get("servers", []), "tenant_id"),
             "flavors": _Collection(fixture.get("flavors", []), None),

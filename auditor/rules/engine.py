@@ -20,7 +20,7 @@ import duckdb
 
 from auditor.errors import EvaluationCancelled
 from auditor.rules.catalog import OUTPUT_COLUMNS, STATUSES, Rule
-from auditor.rules.environment import inputs_of
+from auditor.rules.environment import REMOTE_ADDRESS_GROUPS, inputs_of
 
 RESULT_COLUMNS = "rule_id VARCHAR, resource_id VARCHAR, resource_name VARCHAR, project_id VARCHAR, " \
                  "status VARCHAR, reason VARCHAR"
@@ -61,7 +61,37 @@ class InputState:
                 projects[resource_type] = None
             elif projects.get(resource_type, set()) is not None:
                 projects.setdefault(resource_type, set()).add(project_id)
+        _remote_address_groups(con, status, projects, messages)
         return cls(status, projects, messages)
+
+
+def _remote_address_groups(con, status: dict, projects: dict, messages: dict) -> None:
+    """The state of REMOTE_ADDRESS_GROUPS: the address groups security group rules name as their remote.
+    With no rule naming one, nothing is missing, even in a snapshot that did not or could not list address
+    groups; otherwise the listing's own state, and partial for the projects whose rules name a group that is
+    not in the snapshot."""
+    named, unknown = con.execute("""
+        SELECT count(*), list(DISTINCT {'project': r.project_id, 'group': r.remote_address_group_id})
+                             FILTER (WHERE a.id IS NULL)
+        FROM security_group_rules r LEFT JOIN (SELECT DISTINCT id FROM address_groups) a
+          ON a.id = r.remote_address_group_id
+        WHERE r.remote_address_group_id IS NOT NULL""").fetchall()[0]
+    if not named:
+        status[REMOTE_ADDRESS_GROUPS] = "complete"
+        return
+    status[REMOTE_ADDRESS_GROUPS] = state = status.get("address_groups", "not collected")
+    if "address_groups" in messages:
+        messages[REMOTE_ADDRESS_GROUPS] = messages["address_groups"]
+    if state != "complete":
+        projects[REMOTE_ADDRESS_GROUPS] = projects.get("address_groups")
+        return
+    if unknown:
+        status[REMOTE_ADDRESS_GROUPS] = "partial"
+        groups = sorted({entry["group"] for entry in unknown})
+        messages[REMOTE_ADDRESS_GROUPS] = (f"security group rules name {len(groups)} address group(s) missing "
+                                           f"from the snapshot, first {groups[0]}")
+        owners = {entry["project"] for entry in unknown}
+        projects[REMOTE_ADDRESS_GROUPS] = None if None in owners else owners
 
 
 def rule_inputs(con, sql: str) -> frozenset[str]:

@@ -18,11 +18,15 @@ from auditor.store.tables import RESOURCE_TABLES, relation_sql
 # Tables of one snapshot, by the name rules use.
 SNAPSHOT_TABLES = RESOURCE_TABLES + ("snapshot_resources", "collection_errors")
 
+# Not a listing: the address groups that security group rules name as their remote (engine.InputState),
+# missing only when some rule names one.
+REMOTE_ADDRESS_GROUPS = "remote_address_groups"
+
 # Helper or derived table -> the resource listings it is built from, so that a rule using it is judged
 # incomplete when one of those listings is (server_security_groups is derived from ports, not listed).
 # Any other table needs its own listing.
 HELPER_INPUTS = {
-    "world_ingress_rules": ("security_group_rules",),
+    "world_ingress_rules": ("security_group_rules", REMOTE_ADDRESS_GROUPS),
     "server_public_addresses": ("servers", "ports", "floating_ips"),
     "server_security_groups": ("servers", "ports"),
 }

@@ -52,16 +52,30 @@ CREATE OR REPLACE {{temp}}{{materialized}} world_ingress_rules AS
 SELECT {{key}}rule_id, security_group_id, project_id, ethertype, protocol,
        CASE WHEN protocol = 'any' OR protocol IN {PORT_PROTOCOLS} THEN coalesce(port_range_min, 1) END AS port_min,
        CASE WHEN protocol = 'any' OR protocol IN {PORT_PROTOCOLS} THEN coalesce(port_range_max, 65535) END AS port_max,
-       source
+       source, CASE WHEN contains(address, ':') THEN 'IPv6' ELSE 'IPv4' END AS family, address_group_id
 FROM (
     SELECT r.snapshot_id, r.id AS rule_id, r.security_group_id, r.project_id, r.ethertype,
            sg_protocol(r.protocol) AS protocol, r.port_range_min, r.port_range_max,
-           coalesce(r.remote_ip_prefix, CASE WHEN r.ethertype = 'IPv6' THEN '::/0' ELSE '0.0.0.0/0' END) AS source
+           coalesce(r.remote_ip_prefix, CASE WHEN r.ethertype = 'IPv6' THEN '::/0' ELSE '0.0.0.0/0' END) AS address,
+           address AS source, NULL::VARCHAR AS address_group_id
     FROM security_group_rules r
     WHERE r.direction = 'ingress'
       AND r.remote_group_id IS NULL
       AND r.remote_address_group_id IS NULL
       AND (r.remote_ip_prefix IS NULL OR r.remote_ip_prefix LIKE '%/0')
+    UNION ALL
+    -- A remote address group that holds the whole internet of the rule's family (Neutron applies only the
+    -- group's addresses of the rule's ethertype).
+    SELECT r.snapshot_id, r.id, r.security_group_id, r.project_id, r.ethertype, sg_protocol(r.protocol),
+           r.port_range_min, r.port_range_max,
+           a.address, a.address || ' via address group ' || coalesce(nullif(a.name, ''), a.id), a.id
+    FROM security_group_rules r
+    JOIN (SELECT snapshot_id, id, name, unnest(addresses) AS address FROM address_groups) a
+      ON a.snapshot_id = r.snapshot_id AND a.id = r.remote_address_group_id
+    WHERE r.direction = 'ingress'
+      AND r.remote_group_id IS NULL
+      AND a.address LIKE '%/0'
+      AND (r.ethertype IS NULL OR contains(a.address, ':') = (upper(r.ethertype) = 'IPV6'))
 );
 
 CREATE OR REPLACE {{temp}}VIEW server_public_addresses AS

@@ -199,6 +199,9 @@ TABLES = {
         f"""{_NEUTRON_SELECT}, s.name, s.addresses, item AS raw""",
     ),
 }
+# Which copy of a record listed more than once (by several projects) is kept, where the copies differ: Neutron
+# says `shared` from the asking project's point of view, and a network shared with any project scanned is.
+_KEEP_FIRST = {"networks": "s.shared DESC NULLS LAST", "security_groups": "s.shared DESC NULLS LAST"}
 # The map of host -> service -> state that availability zones need, parsed once per zone.
 _EXTRA_STRUCT = {
     "availability_zones": "json_transform(s.hosts, '\"MAP(VARCHAR, MAP(VARCHAR, STRUCT(available BOOLEAN, "
@@ -238,7 +241,8 @@ def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Li
     else:
         cleaned = f"SELECT item, item AS clean FROM ({items})"
     # Keeping the first of each id costs a window over every record: only when some id is listed twice.
-    once = f"QUALIFY row_number() OVER (PARTITION BY s.{key}) = 1" if probe.with_id > probe.distinct else ""
+    order = f" ORDER BY {_KEEP_FIRST[table]}" if table in _KEEP_FIRST else ""
+    once = f"QUALIFY row_number() OVER (PARTITION BY s.{key}{order}) = 1" if probe.with_id > probe.distinct else ""
     con.execute(f"""
         INSERT INTO {table} BY NAME
         SELECT {snapshot_id} AS snapshot_id, {select}

@@ -6,7 +6,8 @@ description: >
   The effective exposure of a server: fails a running server (status ACTIVE, or power state running) with
   a floating IP or a public fixed address whose port lets the whole internet reach an administrative port
   (SSH, RDP, WinRM) or a sensitive service port (databases, caches, message brokers, container and cluster
-  APIs): a security group of that port with an ingress rule from 0.0.0.0/0 or ::/0 (or no remote) covering
+  APIs): a security group of that port with an ingress rule from 0.0.0.0/0 or ::/0 (or no remote, or
+  an address group holding them) covering
   one of those ports, or port security disabled on that port (nothing is filtered). IPv4 rules only expose
   IPv4 addresses and IPv6 rules IPv6 addresses. A floating IP is judged with the groups of the port it is
   associated with, a fixed address with those of the port holding it, so a group or a disabled port
@@ -63,8 +64,7 @@ address_ports AS (  -- an address tied to no listed port is judged with every po
     LEFT JOIN server_ports p ON c.port_id IS NULL AND p.server_id = a.server_id
 ),
 risky_rules AS (
-    SELECT w.security_group_id, w.protocol, w.port_min, w.port_max,
-           CASE WHEN contains(w.source, ':') THEN 'IPv6' ELSE 'IPv4' END AS family
+    SELECT w.security_group_id, w.protocol, w.port_min, w.port_max, w.family
     FROM world_ingress_rules w
     WHERE w.port_min IS NOT NULL
       -- cheap range test first: most rules cover none of the ports, and the lambda is the costly part

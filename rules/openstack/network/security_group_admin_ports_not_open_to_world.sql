@@ -3,8 +3,8 @@ title: Administrative ports are not open to the internet
 severity: high
 resource_type: security_group
 description: >
-  Fails a security group with an ingress rule that lets the whole internet (0.0.0.0/0 or ::/0, or no
-  remote at all) reach an administrative port: SSH, RDP or WinRM by default.
+  Fails a security group with an ingress rule that lets the whole internet (0.0.0.0/0 or ::/0, no
+  remote at all, or an address group holding 0.0.0.0/0 or ::/0) reach an administrative port: SSH, RDP or WinRM by default.
 rationale: >
   Remote administration services are the most scanned and brute-forced ports on the internet. Exposed to
   everyone, a weak password, a leaked key or one unpatched daemon is enough for an attacker to take the

@@ -3,8 +3,8 @@ title: No security group admits all traffic from the internet
 severity: critical
 resource_type: security_group
 description: >
-  Fails a security group with an ingress rule from the whole internet (0.0.0.0/0 or ::/0, or no remote
-  at all) that admits all traffic: protocol any (no protocol, 'any' or '0'), or a port protocol (tcp,
+  Fails a security group with an ingress rule from the whole internet (0.0.0.0/0 or ::/0, no remote
+  at all, or an address group holding 0.0.0.0/0 or ::/0) that admits all traffic: protocol any (no protocol, 'any' or '0'), or a port protocol (tcp,
   udp, sctp, dccp, udplite, by name or number) with no port range or a range covering every port
   (1-65535), which is all traffic of that protocol. Split with security_group_no_wide_port_range_from_world:
   this rule owns protocol any and complete port ranges, that one owns ranges wider than its limit but

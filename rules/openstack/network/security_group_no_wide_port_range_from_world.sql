@@ -3,8 +3,8 @@ title: No security group opens a wide port range to the internet
 severity: high
 resource_type: security_group
 description: >
-  Fails a security group with an ingress rule from the whole internet (0.0.0.0/0 or ::/0, or no remote
-  at all) for a port protocol (tcp, udp, sctp, dccp, udplite, by name or number) whose port range spans
+  Fails a security group with an ingress rule from the whole internet (0.0.0.0/0 or ::/0, no remote
+  at all, or an address group holding 0.0.0.0/0 or ::/0) for a port protocol (tcp, udp, sctp, dccp, udplite, by name or number) whose port range spans
   more than `max_port_range` ports (port_range_max - port_range_min + 1). Split with
   security_group_no_all_traffic_from_world: that rule owns protocol any and complete ranges (1-65535, or
   no range at all), this one owns ranges wider than the limit but short of complete, so one rule is never

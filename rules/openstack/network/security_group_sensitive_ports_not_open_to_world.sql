@@ -3,8 +3,8 @@ title: Database, cache, queue and cluster-control ports are not open to the inte
 severity: high
 resource_type: security_group
 description: >
-  Fails a security group with an ingress rule that lets the whole internet (0.0.0.0/0 or ::/0, or no
-  remote at all) reach a sensitive service port, one of `sensitive_ports`: databases, caches, search
+  Fails a security group with an ingress rule that lets the whole internet (0.0.0.0/0 or ::/0, no
+  remote at all, or an address group holding 0.0.0.0/0 or ::/0) reach a sensitive service port, one of `sensitive_ports`: databases, caches, search
   engines, message queues and container or cluster control ports. A port range that covers one of them
   counts, whatever the port protocol (tcp, udp, sctp, ...), and so does a rule for all traffic (protocol
   any); such rules are also reported by the all-traffic and wide-range rules, which judge a different
