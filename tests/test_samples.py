@@ -204,6 +204,8 @@ def test_server_samples(sample, snapshots):
         assert row["availability_zone"] == server.get("OS-EXT-AZ:availability_zone")
         assert row["host"] == server.get("OS-EXT-SRV-ATTR:host")
         assert row["key_name"] == server.get("key_name")
+        assert row["locked_reason"] == server.get("locked_reason")
+        assert row["trusted_image_certificates"] == server.get("trusted_image_certificates")
         assert row["created_at"] == _utc(server.get("created"))
         flavor = server.get("flavor")
         if flavor and "original_name" in flavor:  # embedded since 2.47

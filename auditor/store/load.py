@@ -48,7 +48,8 @@ _SERVER_SCHEMA = {
     "image": "JSON", "os-extended-volumes:volumes_attached": [{"id": "VARCHAR"}], "key_name": "VARCHAR",
     "created": "VARCHAR", "updated": "VARCHAR", "OS-SRV-USG:launched_at": "VARCHAR", "addresses": "JSON",
     "accessIPv4": "VARCHAR", "accessIPv6": "VARCHAR", "metadata": "JSON", "security_groups": [{"name": "VARCHAR"}],
-    "server_groups": ["VARCHAR"], "tags": ["VARCHAR"], "locked": "BOOLEAN", "description": "VARCHAR",
+    "server_groups": ["VARCHAR"], "tags": ["VARCHAR"], "locked": "BOOLEAN", "locked_reason": "VARCHAR",
+    "trusted_image_certificates": ["VARCHAR"], "description": "VARCHAR",
     "config_drive": "VARCHAR", "fault": {"code": "INTEGER", "message": "VARCHAR", "created": "VARCHAR"},
 }
 _SERVER_SELECT = f"""
@@ -68,7 +69,8 @@ _SERVER_SELECT = f"""
     {_ts('s."OS-SRV-USG:launched_at"')} AS launched_at, s.addresses,
     nullif(s.accessIPv4, '') AS access_ipv4, nullif(s.accessIPv6, '') AS access_ipv6, s.metadata,
     list_sort(list_distinct(list_transform(s.security_groups, lambda g: g.name))) AS security_group_names,
-    s.server_groups, s.tags, s.locked, s.description, nullif(s.config_drive, '') AS config_drive,
+    s.server_groups, s.tags, s.locked, s.locked_reason, s.trusted_image_certificates, s.description,
+    nullif(s.config_drive, '') AS config_drive,
     s.fault.code AS fault_code, s.fault.message AS fault_message, {_ts('s.fault.created')} AS fault_created_at,
     (s.status = 'UNKNOWN' AND NOT json_exists(item, '$.name')) AS down_cell, item AS raw
 """

@@ -111,6 +111,8 @@ CREATE TABLE IF NOT EXISTS servers (
     server_groups VARCHAR[],
     tags VARCHAR[],
     locked BOOLEAN,
+    locked_reason VARCHAR,
+    trusted_image_certificates VARCHAR[],
     description VARCHAR,
     config_drive VARCHAR,
     fault_code INTEGER,
