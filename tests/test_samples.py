@@ -369,12 +369,19 @@ def test_networking_samples(table, sample, snapshots):
             assert (row["shared"], row["external"], row["admin_state_up"], row["status"], row["mtu"]) == (
                 item["shared"], item["router:external"], item["admin_state_up"], item["status"], item["mtu"])
             assert row["subnet_ids"] == item["subnets"] and row["created_at"] == _utc(item["created_at"])
-            assert row["provider_network_type"] == item.get("provider:network_type")
+            for column in ("network_type", "physical_network", "segmentation_id"):
+                assert row[f"provider_{column}"] == item.get(f"provider:{column}")
+            assert (json.loads(row["segments"]) if row["segments"] else None) == item.get("segments")
+            assert (row["is_default"], row["port_security_enabled"], row["availability_zones"], row["tags"]) == (
+                item.get("is_default"), item["port_security_enabled"], item["availability_zones"], item.get("tags"))
         elif table == "subnets":
             assert (row["network_id"], row["ip_version"], row["cidr"], row["gateway_ip"], row["enable_dhcp"]) == (
                 item["network_id"], item["ip_version"], item["cidr"], item["gateway_ip"], item["enable_dhcp"])
             assert json.loads(row["allocation_pools"]) == item["allocation_pools"]
             assert row["dns_nameservers"] == item["dns_nameservers"]
+            assert (row["ipv6_address_mode"], row["ipv6_ra_mode"], row["subnetpool_id"], row["segment_id"]) == (
+                item["ipv6_address_mode"], item["ipv6_ra_mode"], item["subnetpool_id"], item["segment_id"])
+            assert json.loads(row["host_routes"]) == item["host_routes"] and row["tags"] == item.get("tags")
         elif table == "routers":
             gateway = item["external_gateway_info"] or {}
             assert (row["external_network_id"], row["enable_snat"]) == (
