@@ -3,9 +3,10 @@
 `generate_cloud(servers, seed)` returns in memory what a fixture directory holds (docs/fake-cloud.md): the
 `cloud.json` object under "cloud" and each resource file's items, as a plain list, under the file's name
 ("projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
-"ports", "floating_ips", "networks", "subnets", "routers", "address_groups"). Items have the key sets and value types of the real API responses: servers as
-`GET /servers/detail` at microversion 2.96 seen by an admin, flavors at 2.75, Neutron items with both
-`project_id` and `tenant_id`, security groups with their rules embedded.
+"ports", "floating_ips", "networks", "subnets", "routers", "address_groups"). Items have the key sets and
+value types of the real API responses: servers as `GET /servers/detail` at microversion 2.96 seen by an admin,
+flavors at 2.75, Neutron items with both `project_id` and `tenant_id`, security groups with their rules
+embedded.
 
 The same (servers, seed) always gives the same result, byte for byte once json-dumped: the only source of
 randomness is `random.Random(seed)`, ids included. Parts that repeat (embedded flavors, image references,

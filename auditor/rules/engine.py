@@ -66,16 +66,16 @@ class InputState:
 
 
 def _remote_address_groups(con, status: dict, projects: dict, messages: dict) -> None:
-    """The state of REMOTE_ADDRESS_GROUPS: the address groups security group rules name as their remote.
-    With no rule naming one, nothing is missing, even in a snapshot that did not or could not list address
-    groups; otherwise the listing's own state, and partial for the projects whose rules name a group that is
-    not in the snapshot."""
+    """The state of REMOTE_ADDRESS_GROUPS: the address groups ingress security group rules name as their
+    remote (world_ingress_rules reads no other). With no rule naming one, nothing is missing, even in a
+    snapshot that did not or could not list address groups; otherwise the listing's own state, and partial
+    for the projects whose rules name a group that is not in the snapshot."""
     named, unknown = con.execute("""
         SELECT count(*), list(DISTINCT {'project': r.project_id, 'group': r.remote_address_group_id})
                              FILTER (WHERE a.id IS NULL)
         FROM security_group_rules r LEFT JOIN (SELECT DISTINCT id FROM address_groups) a
           ON a.id = r.remote_address_group_id
-        WHERE r.remote_address_group_id IS NOT NULL""").fetchall()[0]
+        WHERE r.remote_address_group_id IS NOT NULL AND r.direction = 'ingress'""").fetchall()[0]
     if not named:
         status[REMOTE_ADDRESS_GROUPS] = "complete"
         return
