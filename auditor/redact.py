@@ -1,7 +1,8 @@
 """Remove secrets from API records before they reach the database, logs or reports.
 
 Nova returns `adminPass` on create and `OS-EXT-SRV-ATTR:user_data` (base64 cloud-init, often holding
-passwords) from 2.3 on; users put credentials in server metadata and image properties. Secret-bearing keys
+passwords) from 2.3 on; users put credentials in server metadata and image properties; an application
+credential's `secret` must never be kept, whoever returns it. Secret-bearing keys
 of a record are dropped; in metadata and image properties, credential-like keys (those of DROPPED_KEYS
 included) keep their key but lose their value: that a secret sits there is itself a finding
 (rules server_metadata_has_no_credentials, image_properties_have_no_credentials).
@@ -63,14 +64,40 @@ def redact_record(record: dict, nested: tuple[str, ...] = (), top_level: bool = 
     return clean
 
 
+def redact_deep(value, dropped: frozenset[str], known: frozenset[str]):
+    """A copy of `value` cleaned at every depth: keys in `dropped` (any case) removed; other keys that look
+    like a credential's, unless `known` (the service's own field names, such as `password_expires_at`), keep
+    their key and lose their value; any text that looks like a credential is masked, whatever its key."""
+    if isinstance(value, dict):
+        clean = {}
+        for key, item in value.items():
+            if key.lower() in dropped:
+                continue
+            if key not in known and _CREDENTIAL_KEY.search(key):
+                clean[key] = REDACTED
+            else:
+                clean[key] = redact_deep(item, dropped, known)
+        return clean
+    if isinstance(value, list):
+        return [redact_deep(item, dropped, known) for item in value]
+    if isinstance(value, str) and _CREDENTIAL_VALUE.search(value):
+        return REDACTED
+    return value
+
+
 @dataclass(frozen=True)
 class RecordSecrets:
     """Where the records of one listing carry secrets, and how they are removed (see redact_record)."""
 
     masked_mappings: tuple[str, ...] = ()  # nested key/value mappings whose credential-like values are masked
     record_is_mapping: bool = False  # the record's own keys are free-form (Glance image properties)
+    deep: bool = False  # cleaned at every depth by redact_deep (records with free-form or nested keys)
+    dropped: frozenset[str] = DROPPED_KEYS  # with deep: keys removed wherever they are (compared lower-case)
+    known: frozenset[str] = frozenset()  # with deep: the service's own keys, never masked for their name
 
     def clean(self, record: dict) -> dict:
+        if self.deep:
+            return redact_deep(record, self.dropped, self.known)
         return redact_record(record, nested=self.masked_mappings, top_level=self.record_is_mapping)
 
 
@@ -79,4 +106,11 @@ class RecordSecrets:
 SECRETS_BY_LISTING = {
     "servers": RecordSecrets(masked_mappings=("metadata",)),
     "images": RecordSecrets(record_is_mapping=True),
+    # Keystone never returns a password or an application credential's secret in a listing; a hostile or
+    # broken one might. A user's extra attributes (any key an operator set) sit beside its own fields.
+    "users": RecordSecrets(deep=True, dropped=frozenset(k.lower() for k in DROPPED_KEYS), known=frozenset({
+        "password_expires_at", "ignore_password_expiry", "ignore_change_password_upon_first_use",
+        "lock_password", "multi_factor_auth_enabled", "multi_factor_auth_rules"})),
+    "application_credentials": RecordSecrets(
+        deep=True, dropped=frozenset(k.lower() for k in DROPPED_KEYS) | {"secret", "secret_hash"}),
 }

@@ -80,6 +80,7 @@ def minimum_requests(counts: dict) -> int:
              "routers", "address_groups"]
     total = sum(max(1, math.ceil(counts[r] / PAGE)) for r in paged)
     total += max(1, math.ceil(counts["images"] / PAGE)) + 1  # plus the hidden-images pass
+    total += 3 + counts.get("users", 0)  # users, roles, role assignments; each user's application credentials
     return total + 2  # projects, availability zones (unpaginated)
 
 
@@ -137,6 +138,12 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
                 return
             offset += PAGE
 
+    def identity():
+        users = json.loads(client.get("/identity/v3/users"))["users"]
+        with ThreadPoolExecutor(max_workers=4) as each:
+            list(each.map(lambda user: client.get(f"/identity/v3/users/{user['id']}/application_credentials"),
+                          users))
+
     jobs = [
         lambda: client.follow(f"/compute/v2.1/servers/detail?all_tenants=True&limit={PAGE}", "/compute/v2.1/servers/detail"),
         lambda: client.follow(f"/compute/v2.1/flavors/detail?is_public=None&limit={PAGE}", "/compute/v2.1/flavors/detail"),
@@ -150,6 +157,9 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
         *[lambda path=path: client.follow(f"/network/v2.0/{path}?limit={PAGE}", f"/network/v2.0/{path}")
           for path in ("networks", "subnets", "routers", "address-groups")],
         lambda: client.get("/identity/v3/projects"),
+        identity,
+        lambda: client.get("/identity/v3/roles"),
+        lambda: client.get("/identity/v3/role_assignments?effective&include_names=true"),
     ]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -12,7 +12,8 @@ from auditor.fakecloud.generate import generate_cloud
 
 SAMPLES = Path(__file__).resolve().parent / "api-samples"
 RESOURCES = ("projects", "servers", "flavors", "availability_zones", "server_groups", "images",
-             "security_groups", "ports", "floating_ips", "networks", "subnets", "routers", "address_groups")
+             "security_groups", "ports", "floating_ips", "networks", "subnets", "routers", "address_groups", "users",
+             "application_credentials")
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -389,3 +390,26 @@ def test_networking_records_have_the_key_sets_of_the_api_samples(cloud):
             # pvlan, qinq and vlan_transparent come from optional ML2 extensions
             missing = expected - set(item) - {"pvlan", "qinq", "vlan_transparent"}
             assert not missing, (name, missing)
+
+
+def test_identity_records_have_the_key_sets_of_the_api_samples_and_a_mix_of_settings():
+    cloud = generate_cloud(2000, seed=1)
+    users, credentials = cloud["users"], cloud["application_credentials"]
+    assert len(users) == 200  # one per 10 servers
+    user_keys = set(sample_item("keystone/users-list-response.json", "users"))
+    credential_keys = set(sample_item("keystone/application-credential-list-response.json", "application_credentials"))
+    assert all(user_keys <= set(u) for u in users)
+    assert all(credential_keys <= set(c) for c in credentials)
+    ids = {u["id"] for u in users}
+    assert len(ids) == len(users) and {c["_user_id"] for c in credentials} <= ids
+    projects = {p["id"] for p in cloud["projects"]}
+    assert all(set(u["_roles"]) <= projects for u in users)
+    # Every project's own users are there (servers name them), and the logins hold their roles.
+    assert {s["user_id"] for s in cloud["servers"]} <= ids
+    logins = {u["id"]: u["roles"] for u in cloud["cloud"]["users"]}
+    assert all(next(x for x in users if x["id"] == uid)["_roles"] == roles for uid, roles in logins.items())
+    mfa = Counter(bool(u["options"].get("multi_factor_auth_rules")) for u in users)
+    assert mfa[True] > mfa[False] > 0
+    assert any(not u["enabled"] for u in users) and any(u["password_expires_at"] is None for u in users)
+    assert any(c["unrestricted"] for c in credentials) and not all(c["unrestricted"] for c in credentials)
+    assert any(c["expires_at"] is None for c in credentials)

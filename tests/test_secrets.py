@@ -29,14 +29,16 @@ SECRETS = {
     "image_password": "CANARY-imgpw-3e8f27",
     "user_password": "CANARY-userpw-c4d2aa",
     "appcred_secret": "CANARY-appcred-a9b1ff",
+    "listed_appcred_secret": "CANARY-listedappcred-61d0c3",
+    "user_extra_key": "CANARY-userextra-e2f5b8",
 }
 # Not a secret, but tenant data: it may be stored and reported, never logged.
 METADATA_VALUE = "CANARY-metaplain-0d9e44"
 
 
 def _canary_cloud(demo_fixture, every: int = 0) -> dict:
-    """The cloud with canary secrets: in its first server (and every `every`th one), its first image and
-    its users."""
+    """The cloud with canary secrets: in its first server (and every `every`th one), its first image, its
+    users and their application credentials."""
     fixture = copy.deepcopy(demo_fixture)
     servers = fixture["servers"]
     for server in servers[::every] if every else servers[:1]:
@@ -48,6 +50,9 @@ def _canary_cloud(demo_fixture, every: int = 0) -> dict:
     admin = fixture["cloud"]["users"][0]
     admin["password"] = SECRETS["user_password"]
     fixture["cloud"]["application_credentials"][0]["secret"] = SECRETS["appcred_secret"]
+    # A broken Keystone that lists application credentials with their secret; a user's extra attribute.
+    fixture["application_credentials"][0]["secret"] = SECRETS["listed_appcred_secret"]
+    fixture["users"][0]["api_key"] = SECRETS["user_extra_key"]
     return fixture
 
 

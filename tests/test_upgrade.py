@@ -28,7 +28,8 @@ from auditor.store.upgrade import kept_path
 
 RELEASE = REPO / "tests" / "fixtures" / "release-0.1.0"
 TABLES = SNAPSHOT_TABLES + EVALUATION_TABLES
-TABLES_SINCE_0_1_0 = ("networks", "subnets", "routers", "address_groups")  # empty after an upgrade
+TABLES_SINCE_0_1_0 = ("networks", "subnets", "routers", "address_groups", "users", "roles", "role_assignments",
+                      "application_credentials")  # empty after an upgrade
 
 
 @pytest.fixture

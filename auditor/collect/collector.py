@@ -57,7 +57,14 @@ RESOURCE_TYPES = {
     "subnets": "subnet_count",
     "routers": "router_count",
     "address_groups": "address_group_count",
+    "users": "user_count",
+    "roles": "role_count",
+    "role_assignments": "role_assignment_count",
+    "application_credentials": "application_credential_count",
 }
+# Keystone's users, roles, role assignments and application credentials are listed in cloud scope only: a
+# project-scoped snapshot has no view of them, and says so by not listing them (`not collected`).
+IDENTITY_TYPES = ("users", "roles", "role_assignments", "application_credentials")
 
 
 @dataclass
@@ -103,6 +110,8 @@ def failed_snapshot(cloud: str, region: str, started_at: datetime, reason: str) 
                               auth_user_id=None, auth_project_id=None, compute_microversion=None,
                               started_at=started_at, finished_at=datetime.now(timezone.utc).replace(tzinfo=None))
     for resource_type in RESOURCE_TYPES:
+        if resource_type in IDENTITY_TYPES:
+            continue  # a scope-`projects` snapshot does not list them
         listing = Listing(resource_type, "")
         listing.complete = False
         snapshot.listings[resource_type] = listing
@@ -196,11 +205,10 @@ class Collector:
         if self.stop.is_set():
             raise CollectionCancelled("collection stopped before it finished; nothing was written")
         for resource_type, listings in results.items():
-            if resource_type == "security_groups":
-                groups = _merge("security_groups", [pair[0] for pair in listings])
-                rules = _merge("security_group_rules", [pair[1] for pair in listings])
-                snapshot.listings["security_groups"] = groups
-                snapshot.listings["security_group_rules"] = rules
+            if resource_type in _PAIRED:
+                second = _PAIRED[resource_type]
+                snapshot.listings[resource_type] = _merge(resource_type, [pair[0] for pair in listings])
+                snapshot.listings[second] = _merge(second, [pair[1] for pair in listings])
             else:
                 snapshot.listings[resource_type] = _merge(resource_type, listings)
         if unscoped:  # every listing misses the resources of the projects we could not scope to
@@ -355,6 +363,42 @@ class Collector:
                 return listing
             return job
 
+        def users():
+            listing, info = pager.get_single(conn.identity, "/users", {}, Listing("users", "users"))
+            if info is not None and info.truncated:
+                listing.fail(CollectionFailure("users", None, None, "/users", "Keystone truncated the user list "
+                                               "(its list_limit); some users are missing"))
+            ids = [orjson.loads(i) for i in (info.ids if info is not None else []) if i and i.startswith('"')]
+            credentials = Listing("application_credentials", "application_credentials")
+            if not listing.complete and not ids:
+                credentials.fail(CollectionFailure("application_credentials", None, None, "/users",
+                                                   "the users could not be listed, so neither could their "
+                                                   "application credentials"))
+                return listing, credentials
+            pager.list_per_parent(conn.identity, "/users/{}/application_credentials", "/users/{}", ids,
+                                  "user_id", "users", credentials, self.settings.concurrency)
+            if not listing.complete:  # the users missing from the list have credentials we could not see
+                credentials.fail(CollectionFailure("application_credentials", None, None, "/users",
+                                                   "the user list is incomplete, so the application "
+                                                   "credentials of the users missing from it are too"))
+            return listing, credentials
+
+        def roles():
+            listing, info = pager.get_single(conn.identity, "/roles", {}, Listing("roles", "roles"))
+            if info is not None and info.truncated:
+                listing.fail(CollectionFailure("roles", None, None, "/roles", "Keystone truncated the role list "
+                                               "(its list_limit); some roles are missing"))
+            return listing
+
+        def role_assignments():
+            listing = Listing("role_assignments", "role_assignments", id_key="role")
+            listing, info = pager.get_single(conn.identity, "/role_assignments",
+                                             {"effective": "true", "include_names": "true"}, listing)
+            if info is not None and info.truncated:
+                listing.fail(CollectionFailure("role_assignments", None, None, "/role_assignments",
+                                               "Keystone truncated the role assignments (its list_limit)"))
+            return listing
+
         if compute_failure:
             servers, flavors = unavailable("servers", "servers"), unavailable("flavors", "flavors")
             zones = unavailable("availability_zones", "availabilityZoneInfo")
@@ -372,6 +416,7 @@ class Collector:
             "subnets": network("/subnets", "subnets", "subnets"),
             "routers": extension("/routers", "routers", "routers", "router"),
             "address_groups": extension("/address-groups", "address_groups", "address_groups", "address-group"),
+            **({"users": users, "roles": roles, "role_assignments": role_assignments} if every else {}),
         }
 
 
@@ -406,11 +451,16 @@ def _guarded(resource_type: str, unit: _Unit, job):
         failure = CollectionFailure(resource_type, unit.pager.project_id, None, "", message)
         failed = Listing(resource_type, "")
         failed.fail(failure)
-        if resource_type == "security_groups":
-            rules = Listing("security_group_rules", "")
-            rules.complete = False
-            return failed, rules
+        if resource_type in _PAIRED:
+            second = Listing(_PAIRED[resource_type], "")
+            second.complete = False
+            return failed, second
         return failed
+
+
+# Jobs that list two resource types at once, the second from the first: rules from their groups, and the
+# application credentials of each user listed.
+_PAIRED = {"security_groups": "security_group_rules", "users": "application_credentials"}
 
 
 def _merge(resource_type: str, listings: list[Listing]) -> Listing:

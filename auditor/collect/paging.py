@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -82,11 +83,16 @@ class Listing:
         self.complete = False
         self.failures.append(failure)
 
-    def add_page(self, body: bytes, count: int, spool_dir: Path) -> None:
-        """Spool a page; the only way a page reaches the disk, so secrets are removed here."""
+    def add_page(self, body: bytes, count: int, spool_dir: Path, context: dict | None = None) -> None:
+        """Spool a page; the only way a page reaches the disk, so secrets are removed here. `context` (what
+        the request asked for, such as the user whose application credentials these are) is stored beside
+        the page's records under `auditor_context`, never inside them."""
         secrets = SECRETS_BY_LISTING.get(self.resource_type)
-        if secrets is not None:
-            body = without_secrets(body, self.key, secrets)
+        if secrets is not None or context is not None:
+            # rebuilt from the records alone: nothing else of the cloud's page is kept
+            body = without_secrets(body, self.key, secrets or RecordSecrets())
+        if context is not None:
+            body = body[:-1] + b',"auditor_context":' + orjson.dumps(context) + b"}"
         if not self.spools:
             self.spools.append(spool_dir / f"{self.resource_type}-{uuid.uuid4().hex}.json")
         with open(self.spools[-1], "ab") as spool:
@@ -138,7 +144,11 @@ def _cleaned(text: str, secrets: RecordSecrets, position: int) -> str:
         except (ValueError, RecursionError):  # inf, nan, nesting deeper than Python's recursion limit
             raise ValueError(f"record {position + 1} of the page could not be read to remove its secrets; "
                              "the page was not kept") from None
-    clean = secrets.clean(record)
+    try:
+        clean = secrets.clean(record)
+    except RecursionError:  # nested deeper than the cleaning may follow
+        raise ValueError(f"record {position + 1} of the page is nested too deeply to remove its secrets; "
+                         "the page was not kept") from None
     try:
         return orjson.dumps(clean).decode("utf-8")
     except (TypeError, orjson.JSONEncodeError):
@@ -325,7 +335,7 @@ class Pager:
     def _failure(self, listing, status, path, message) -> CollectionFailure:
         return CollectionFailure(listing.resource_type, self.project_id, status, path, message)
 
-    def _keep(self, listing: Listing, path: str, body: bytes, info: PageInfo) -> None:
+    def _keep(self, listing: Listing, path: str, body: bytes, info: PageInfo, context: dict | None = None) -> None:
         """Spool a page once it is known to hold no record listed on an earlier page (a record repeated
         within one page is kept: the store stores it once and records the duplicate)."""
         ids = [i for i in info.ids if i is not None]
@@ -336,7 +346,7 @@ class Pager:
                 f"page {listing.pages + 1} repeats records already listed ({len(repeated)} of its {info.count}, "
                 f"first id {repeated[0]}); stopped after {listing.pages} pages"))
         try:
-            listing.add_page(body, info.count, self.spool_dir)
+            listing.add_page(body, info.count, self.spool_dir, context)
         except ValueError as exc:
             raise PageFailed(self._failure(listing, None, path, f"page {listing.pages + 1}: {exc}; stopped after "
                                            f"{listing.pages} pages")) from None
@@ -423,6 +433,66 @@ class Pager:
                 offset += info.count
         return self._paginate(listing, path, pages)
 
+    def _gone(self, proxy, path: str, probe: Listing) -> bool:
+        """Whether GET `path` (the parent itself) answers 404: the parent was deleted."""
+        probe.requests += 1
+        try:
+            response = proxy.get(path, raise_exc=False, connect_retries=0, status_code_retries=0, log=False)
+        except (ksa_exceptions.ClientException, DeadlineReached, openstack.exceptions.SDKException):
+            return False
+        response.close()
+        return response.status_code == 404
+
+    def list_per_parent(self, proxy, path_template: str, gone_template: str, parents: list[str],
+                        context_key: str, noun: str, listing: Listing, workers: int) -> Listing:
+        """One unpaginated GET per parent (the application credentials of each user), `workers` at a time.
+        Each page keeps its parent's id beside its records (`auditor_context`, under `context_key`), since
+        the records may not say whose they are. A parent that vanished since it was listed (a 404, and a 404
+        for `gone_template` too) has none; any other failure is recorded, one error per HTTP status, and the
+        other parents are still listed."""
+        started = time.monotonic()
+        parents = list(dict.fromkeys(parents))
+        failed: dict[int | None, list[CollectionFailure]] = {}
+        unusable = [p for p in parents if not _SAFE_ID.fullmatch(p) or set(p) == {"."}]
+        if unusable:  # an id that would change the URL's path is asked about nowhere
+            failure = self._failure(listing, None, path_template.format("..."),
+                                    f"{noun} id {unusable[0]!r} cannot be used in a URL; not listed")
+            failed[None] = [failure] * len(unusable)
+            parents = [p for p in parents if p not in set(unusable)]
+
+        def one(parent: str):
+            probe = Listing(listing.resource_type, listing.key, id_key=listing.id_key)
+            path = path_template.format(parent)
+            try:
+                body, info = self.fetch(proxy, path, {}, probe)
+                return parent, path, body, info, probe.requests, None, False
+            except PageFailed as exc:
+                # A 404 means "none" only when the parent itself is gone (deleted since it was listed);
+                # any other 404 (no such API, a proxy rewriting paths) is a failure like any other.
+                gone = exc.failure.http_status == 404 and self._gone(proxy, gone_template.format(parent), probe)
+                return parent, path, None, None, probe.requests, exc.failure, gone
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="listing-each") as pool:
+            for parent, path, body, info, requests_made, failure, gone in pool.map(one, parents):
+                listing.requests += requests_made
+                if failure is None:
+                    try:
+                        self._keep(listing, path, body, info, {context_key: parent})
+                        if info.truncated:
+                            failure = self._failure(listing, None, path, f"the service truncated the list "
+                                                    f"(its list_limit); some {listing.resource_type} are missing")
+                    except PageFailed as exc:
+                        failure = exc.failure
+                if failure is not None and not gone:
+                    failed.setdefault(failure.http_status, []).append(failure)
+        for failures in failed.values():  # one error per kind, not one per user: the first, and how many
+            first = failures[0]
+            if len(failures) > 1:
+                first.message += f" (and {len(failures) - 1} more of the {len(parents)} {noun})"
+            listing.fail(first)
+        listing.seconds += time.monotonic() - started
+        return listing
+
     def get_single(self, proxy, path, params, listing: Listing, **kwargs) -> tuple[Listing, PageInfo | None]:
         """An unpaginated listing (Keystone projects, Nova availability zones)."""
         found: list[PageInfo] = []
@@ -476,3 +546,4 @@ def _error_message(status: int, reason: str | None, body: bytes) -> str:
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.@-]{1,255}")  # ids that may go into a URL's path as they are

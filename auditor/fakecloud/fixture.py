@@ -22,6 +22,9 @@ RESOURCE_FILES = {
     "subnets": ("subnets.json", "subnets"),
     "routers": ("routers.json", "routers"),
     "address_groups": ("address_groups.json", "address_groups"),
+    "users": ("users.json", "users"),
+    "roles": ("roles.json", "roles"),
+    "application_credentials": ("application_credentials.json", "application_credentials"),
 }
 
 

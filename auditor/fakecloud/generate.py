@@ -47,6 +47,7 @@ import base64
 import gc
 import hashlib
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 BASE_URL = "http://openstack.example.com"
@@ -239,7 +240,8 @@ class _Builder:
         self._servers()
         self._dhcp_ports()
         self._unbound_floating_ips()
-        self._networking()  # last: the records above draw the same random numbers as before it existed
+        self._networking()  # these last: the records above draw the same random numbers as before they existed
+        self._identity()
         return {
             "cloud": self._cloud(),
             "projects": self.projects,
@@ -255,6 +257,8 @@ class _Builder:
             "subnets": self.subnet_items,
             "routers": self.router_items,
             "address_groups": self.address_groups,
+            "users": self.users,
+            "application_credentials": self.application_credentials,
         }
 
     def _timestamps(self):
@@ -1026,6 +1030,53 @@ class _Builder:
                 "subnetpool_id": None, "tags": [], "updated_at": updated, "router:external": external,
             })
 
+    def _identity(self):
+        """Keystone users (one per 10 servers, at least the projects' own), their roles per project
+        (`_roles`), and an application credential for about one user in ten. Most users have MFA and an
+        expiring password; some do not, a few are disabled, and the admin role sits on a few tenant projects."""
+        rng = self.rng
+        rnd = rng.random
+        ts = self.ts_us
+        projects = self.projects
+        self.users, self.application_credentials = [], []
+        owners = [(pidx, uid) for pidx, ids in enumerate(self.project_users) for uid in ids]
+        extra = max(0, self.n // 10 - len(owners))
+        owners += [(1 + int(rnd() * max(1, len(projects) - 2)), self.hex32()) for _ in range(extra)]
+        login = {self.admin_user_id: "admin", self.member_user_id: "member"}
+        for n, (pidx, uid) in enumerate(owners):
+            pid = projects[pidx]["id"]
+            roll = rnd()
+            options = {}
+            if uid in login or roll < 0.7:
+                options = {"multi_factor_auth_enabled": True, "multi_factor_auth_rules": [["password", "totp"]]}
+            elif roll < 0.75:
+                options = {"multi_factor_auth_enabled": True}
+            elif roll < 0.78:
+                options = {"ignore_password_expiry": True}
+            expires = None if rnd() < 0.2 else ts[self._ts_index()]
+            roles = {pid: ["member"]}
+            if uid == self.admin_user_id:
+                roles = {pid: ["admin"]}
+            elif pidx not in (0, len(projects) - 1) and rnd() < 0.002:
+                roles[pid] = ["admin", "member"]
+            enabled = uid in login or rnd() >= 0.03
+            self.users.append({
+                "id": uid, "name": login.get(uid, f"{projects[pidx]['name']}-user-{n + 1}"), "domain_id": "default",
+                "enabled": enabled, "default_project_id": pid, "password_expires_at": expires, "options": options,
+                "links": {"self": f"{IDENTITY_URL}/v3/users/{uid}"}, "_roles": roles,
+            })
+            if rnd() < 0.1:
+                cid = self.hex32()
+                expiry = None if rnd() < 0.3 else ts[self._ts_index()]
+                self.application_credentials.append({
+                    "id": cid, "name": f"automation-{n + 1}", "description": None, "project_id": pid,
+                    "roles": [{"id": role_id("member"), "name": "member", "domain_id": None}],
+                    "unrestricted": len(self.application_credentials) % 10 == 3, "expires_at": expiry,
+                    "access_rules": [],
+                    "links": {"self": f"{IDENTITY_URL}/v3/users/{uid}/application_credentials/{cid}"},
+                    "_user_id": uid,
+                })
+
     def _cloud(self):
         admin_project = self.projects[0]["id"]
         member_project = self.projects[1]["id"]
@@ -1044,6 +1095,11 @@ class _Builder:
                  "project_id": admin_project},
             ],
         }
+
+
+def role_id(name: str) -> str:
+    """The id of a role the fixture names only: the fake cloud's role list and tokens carry the same."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, name).hex
 
 
 def _dns_assignment(fixed_ips):

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import orjson
 
 from auditor.fakecloud.faults import Fault
+from auditor.fakecloud.generate import IDENTITY_URL, role_id
 
 NOVA_MAX_PAGE = 1000  # nova's default max_limit
 GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE = 25, 1000
@@ -68,6 +69,48 @@ class _Collection:
         return cached
 
 
+class _Identity:
+    """Keystone's users, roles and effective role assignments (with names), built from the fixture: the
+    users of users.json and those who log in (cloud.json), each with the roles it holds per project
+    (`roles` of a login user, `_roles` of a listed one); application credentials by user."""
+
+    def __init__(self, cloud: dict, fixture: dict, projects: dict):
+        listed = {u["id"]: u for u in fixture.get("users", [])}
+        holdings: dict[str, dict] = {uid: dict(u.get("_roles") or {}) for uid, u in listed.items()}
+        for login in cloud.get("users", []):
+            holdings.setdefault(login["id"], {}).update(login.get("roles") or {})
+            if login["id"] not in listed:
+                listed[login["id"]] = {
+                    "id": login["id"], "name": login["name"], "domain_id": "default", "enabled": True,
+                    "default_project_id": login.get("default_project_id"), "password_expires_at": None,
+                    "options": {}, "links": {"self": f"{IDENTITY_URL}/v3/users/{login['id']}"},
+                }
+        self.users = [_public(u) for u in listed.values()]
+        self.user_ids = set(listed)
+        names = sorted({r for held in holdings.values() for roles in held.values() for r in roles})
+        self.roles = fixture.get("roles") or [
+            {"id": role_id(name), "name": name, "domain_id": None, "description": None, "options": {},
+             "links": {"self": f"{IDENTITY_URL}/v3/roles/{role_id(name)}"}} for name in names]
+        role_by_name = {r.get("name"): r for r in self.roles}
+        domain = {"id": "default", "name": "Default"}
+        self.assignments = []
+        for uid, held in holdings.items():
+            for project_id, roles in held.items():
+                project = projects.get(project_id, {"id": project_id, "name": None})
+                for name in roles:
+                    role = role_by_name.get(name, {"id": role_id(name), "name": name})
+                    self.assignments.append({
+                        "role": {"id": role["id"], "name": name},
+                        "user": {"id": uid, "name": listed[uid].get("name"), "domain": domain},
+                        "scope": {"project": {"id": project_id, "name": project.get("name"), "domain": domain}},
+                        "links": {"assignment": f"{IDENTITY_URL}/v3/projects/{project_id}/users/{uid}/roles/"
+                                                f"{role['id']}"},
+                    })
+        self.credentials: dict[str, list] = {}
+        for credential in fixture.get("application_credentials", []):
+            self.credentials.setdefault(credential.get("_user_id"), []).append(_public(credential))
+
+
 def _shared_network(network: dict) -> bool:
     return bool(network.get("shared") or network.get("router:external"))
 
@@ -97,6 +140,7 @@ class FakeCloud:
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
         self.projects = {p["id"]: p for p in fixture.get("projects", [])}
+        self.identity = _Identity(self.cloud, fixture, self.projects)
         # Neutron's default policy shows a subnet to its owner and on shared networks, not on external ones.
         shared_networks = {n.get("id") for n in fixture.get("networks", []) if n.get("shared")}
         self.collections = {
@@ -259,6 +303,30 @@ class FakeCloud:
             if truncated:
                 payload["truncated"] = True
             return _json(200, payload)
+        if parts == ["v3", "users"] or parts == ["v3", "roles"] or parts == ["v3", "role_assignments"]:
+            if not token.is_admin:
+                raise HTTPError(403, f"You are not authorized to perform the requested action: "
+                                     f"identity:list_{parts[1]}.")
+            if parts[1] == "role_assignments" and not (_flag(query, "effective") and _flag(query, "include_names")):
+                raise HTTPError(400, "the fake cloud serves effective role assignments with names only")
+            items = {"users": self.identity.users, "roles": self.identity.roles,
+                     "role_assignments": self.identity.assignments}[parts[1]]
+            return self._keystone_list(parts[1], items)
+        if len(parts) == 3 and parts[:2] == ["v3", "users"] and parts[2] != "":
+            if not token.is_admin and parts[2] != token.user["id"]:
+                raise HTTPError(403, "You are not authorized to perform the requested action: identity:get_user.")
+            user = next((u for u in self.identity.users if u["id"] == parts[2]), None)
+            if user is None:
+                raise HTTPError(404, f"Could not find user: {parts[2]}.")
+            return _json(200, {"user": user})
+        if len(parts) == 4 and parts[:2] == ["v3", "users"] and parts[3] == "application_credentials":
+            if not token.is_admin and parts[2] != token.user["id"]:
+                raise HTTPError(403, "You are not authorized to perform the requested action: "
+                                     "identity:list_application_credentials.")
+            if parts[2] not in self.identity.user_ids:
+                raise HTTPError(404, f"Could not find user: {parts[2]}.")
+            return self._keystone_list("application_credentials", self.identity.credentials.get(parts[2], []),
+                                       f"users/{parts[2]}/application_credentials")
         if parts in (["v3", "auth", "projects"], ["v3", "users", token.user["id"], "projects"]):
             ids = self._user_roles(token.user)
             return _json(200, {"projects": [self.projects[i] for i in ids if i in self.projects], "links": {}})
@@ -269,6 +337,15 @@ class FakeCloud:
                 raise HTTPError(403, "You are not authorized to perform the requested action: identity:get_project.")
             return _json(200, {"project": self.projects[parts[2]]})
         raise HTTPError(404, "The resource could not be found.")
+
+    def _keystone_list(self, key: str, items: list, path: str | None = None):
+        """A Keystone list: no paging, cut at `keystone_list_limit` with `truncated: true`, as Keystone does."""
+        limit = self.cloud.get("keystone_list_limit")
+        payload = {key: items[:limit] if limit else items,
+                   "links": {"self": f"{self.url}/identity/v3/{path or key}", "next": None, "previous": None}}
+        if limit and len(items) > limit:
+            payload["truncated"] = True
+        return _json(200, payload)
 
     def _identity_version(self):
         return {
@@ -335,7 +412,7 @@ class FakeCloud:
             "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
             "issued_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
             "user": {"id": token.user["id"], "name": token.user["name"], "domain": domain},
-            "roles": [{"id": uuid.uuid5(uuid.NAMESPACE_URL, r).hex, "name": r} for r in token.roles],
+            "roles": [{"id": role_id(r), "name": r} for r in token.roles],
             "is_domain": False,
         }
         if token.project:

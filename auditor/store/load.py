@@ -32,6 +32,12 @@ def _ts(expr: str) -> str:
     return _TS.format(expr)
 
 
+def _string_at(expr: str, *path: str) -> str:
+    """SQL: the string at `path` in the JSON `expr`, NULL when absent or not a string (never a number's text)."""
+    where = sql_literal("$." + ".".join(path))
+    return f"CASE WHEN json_type({expr}, {where}) = 'VARCHAR' THEN json_extract_string({expr}, {where}) END"
+
+
 def _patch_removing(keys) -> str:
     return json.dumps({k: None for k in keys})
 
@@ -200,10 +206,87 @@ TABLES = {
         {**_NEUTRON_BASE, "name": "VARCHAR", "addresses": ["VARCHAR"]},
         f"""{_NEUTRON_SELECT}, s.name, s.addresses, item AS raw""",
     ),
+    "users": (
+        {"id": "VARCHAR", "name": "VARCHAR", "domain_id": "VARCHAR", "enabled": "BOOLEAN",
+         "default_project_id": "VARCHAR", "password_expires_at": "VARCHAR", "description": "VARCHAR",
+         "options": {"multi_factor_auth_enabled": "BOOLEAN", "multi_factor_auth_rules": [["VARCHAR"]],
+                     "ignore_password_expiry": "BOOLEAN", "ignore_change_password_upon_first_use": "BOOLEAN",
+                     "ignore_lockout_failure_attempts": "BOOLEAN", "ignore_user_inactivity": "BOOLEAN",
+                     "lock_password": "BOOLEAN"},
+         "federated": "JSON"},
+        f"""s.id, s.name, s.domain_id, s.enabled, s.default_project_id,
+            {_ts('s.password_expires_at')} AS password_expires_at, s.description,
+            s.options.multi_factor_auth_enabled AS mfa_enabled, s.options.multi_factor_auth_rules AS mfa_rules,
+            s.options.ignore_password_expiry AS ignore_password_expiry,
+            s.options.ignore_change_password_upon_first_use AS ignore_change_password_upon_first_use,
+            s.options.ignore_lockout_failure_attempts AS ignore_lockout_failure_attempts,
+            s.options.ignore_user_inactivity AS ignore_user_inactivity, s.options.lock_password AS lock_password,
+            json_extract(item, '$.options') AS options, s.federated, item AS raw""",
+    ),
+    "roles": (
+        {"id": "VARCHAR", "name": "VARCHAR", "domain_id": "VARCHAR", "description": "VARCHAR",
+         "options": {"immutable": "BOOLEAN"}},
+        "s.id, s.name, s.domain_id, s.description, s.options.immutable AS immutable, item AS raw",
+    ),
+    "role_assignments": (
+        {"role": {"id": "VARCHAR", "name": "VARCHAR", "domain": "JSON"},
+         "user": {"id": "VARCHAR", "name": "VARCHAR", "domain": "JSON"},
+         "group": {"id": "VARCHAR", "name": "VARCHAR", "domain": "JSON"},
+         "scope": {"project": "JSON", "domain": "JSON", "system": "JSON", "OS-INHERIT:inherited_to": "VARCHAR"}},
+        f"""s.role.id AS role_id, s.role.name AS role_name, {_string_at('s.role.domain', 'id')} AS role_domain_id,
+           s.user.id AS user_id, s.user.name AS user_name, {_string_at('s.user.domain', 'id')} AS user_domain_id,
+           s."group".id AS group_id, s."group".name AS group_name,
+           CASE WHEN s.scope.project IS NOT NULL THEN 'project' WHEN s.scope.domain IS NOT NULL THEN 'domain'
+                WHEN s.scope.system IS NOT NULL THEN 'system' END AS scope_type,
+           {_string_at('s.scope.project', 'id')} AS project_id, {_string_at('s.scope.project', 'name')} AS project_name,
+           coalesce({_string_at('s.scope.domain', 'id')}, {_string_at('s.scope.project', 'domain', 'id')}) AS domain_id,
+           coalesce({_string_at('s.scope.domain', 'name')}, {_string_at('s.scope.project', 'domain', 'name')})
+               AS domain_name,
+           s.scope."OS-INHERIT:inherited_to" AS inherited_to, item AS raw""",
+    ),
+    "application_credentials": (
+        {"id": "VARCHAR", "name": "VARCHAR", "project_id": "VARCHAR", "description": "VARCHAR",
+         "unrestricted": "BOOLEAN", "expires_at": "VARCHAR", "system": "VARCHAR",
+         "roles": [{"id": "VARCHAR", "name": "VARCHAR"}], "access_rules": "JSON"},
+        f"""s.id, s.name, ctx ->> 'user_id' AS user_id, s.project_id, s.description, s.unrestricted,
+            {_ts('s.expires_at')} AS expires_at, s.system,
+            list_sort(list_transform(s.roles, lambda r: r.name)) AS role_names,
+            list_sort(list_transform(s.roles, lambda r: r.id)) AS role_ids,
+            s.access_rules, item AS raw""",
+    ),
 }
+# Tables whose pages carry what the request asked for (auditor_context, see Listing.add_page) as `ctx`.
+_PAGE_CONTEXT = {"application_credentials"}
+# Records without an id of their own: the key is made of their fields (over `s`, the typed record, and
+# over `p`, its top-level fields as JSON text), `<scope>/<users|groups>/<id>/roles/<role id>` as Keystone
+# names an assignment. Effective assignments repeat when a user holds a role by two paths (directly and
+# through a group): kept once, and not an error.
+_ASSIGNMENT_KEY = """CASE WHEN {role} IS NOT NULL AND coalesce({user}, {group}) IS NOT NULL
+    AND coalesce({project}, {domain}, {system}) IS NOT NULL THEN
+    CASE WHEN {project} IS NOT NULL THEN 'projects/' || {project} WHEN {domain} IS NOT NULL THEN 'domains/' || {domain}
+         ELSE 'system' END
+    || CASE WHEN {user} IS NOT NULL THEN '/users/' || {user} ELSE '/groups/' || {group} END || '/roles/' || {role}
+END"""
+_DERIVED_KEYS = {
+    "role_assignments": (
+        _ASSIGNMENT_KEY.format(role="s.role.id", user="s.user.id", group='s."group".id',
+                               project=_string_at("s.scope.project", "id"),
+                               domain=_string_at("s.scope.domain", "id"),
+                               system="CAST(s.scope.system AS VARCHAR)"),
+        "to_json(" + _ASSIGNMENT_KEY.format(role=_string_at("p.role", "id"), user=_string_at("p.user", "id"),
+                                            group=_string_at('p."group"', "id"),
+                                            project=_string_at("p.scope", "project", "id"),
+                                            domain=_string_at("p.scope", "domain", "id"),
+                                            system="nullif(json_extract(p.scope, '$.system')::VARCHAR, 'null')")
+        + ")",
+    ),
+}
+_REPEATS_EXPECTED = {"role_assignments"}
 # Which copy of a record listed more than once (by several projects) is kept, where the copies differ: Neutron
 # says `shared` from the asking project's point of view, and a network shared with any project scanned is.
-_KEEP_FIRST = {"networks": "s.shared DESC NULLS LAST", "security_groups": "s.shared DESC NULLS LAST"}
+_KEEP_FIRST = {"networks": "s.shared DESC NULLS LAST", "security_groups": "s.shared DESC NULLS LAST",
+               # a user's direct assignment rather than the same role through a group
+               "role_assignments": "json_exists(item, '$.links.membership')"}
 # The map of host -> service -> state that availability zones need, parsed once per zone.
 _EXTRA_STRUCT = {
     "availability_zones": "json_transform(s.hosts, '\"MAP(VARCHAR, MAP(VARCHAR, STRUCT(available BOOLEAN, "
@@ -211,10 +294,12 @@ _EXTRA_STRUCT = {
 }
 
 
-def _items_sql(key: str, pages: str) -> str:
-    """One row per record, `item` its raw JSON text, from `pages` (one body per row)."""
+def _items_sql(key: str, pages: str, context: bool = False) -> str:
+    """One row per record, `item` its raw JSON text, from `pages` (one body per row); with `context`, the
+    page's auditor_context beside it as `ctx`."""
     schema = sql_literal(json.dumps({key: ["JSON"]}))
-    return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item FROM {pages}'
+    ctx = ", json_extract(body, '$.auditor_context') AS ctx" if context else ""
+    return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item{ctx} FROM {pages}'
 
 
 def _embedded_rules_sql(pages: str) -> str:
@@ -233,30 +318,34 @@ def load_listing(con, table: str, snapshot_id: int, listing: Listing, source: Li
         return []
     schema, select = TABLES[table]
     pages = pages_from.pages_sql()
-    items = _embedded_rules_sql(pages) if source is not None else _items_sql(listing.key, pages)
+    context = table in _PAGE_CONTEXT
+    items = _embedded_rules_sql(pages) if source is not None else _items_sql(listing.key, pages, context)
     extra = f", {_EXTRA_STRUCT[table]}" if table in _EXTRA_STRUCT else ""
-    key = sql_ident(_schema_key(table))
+    ctx = ", ctx" if context else ""
+    key = _struct_key(table)
+    if table in _DERIVED_KEYS:
+        select = f"{key} AS id, {select}"
     probe = _probe(con, table, schema, _probe_sql(listing.key, schema, pages, embedded=source is not None))
     if probe.failed:  # the rare case: remove the values of the wrong type before they are read
-        probed = f"SELECT item, json_transform(item, {sql_literal(probe_schema(schema))}) AS p FROM ({items})"
-        cleaned = f"SELECT item, {patched_item('item', probe.failed)} AS clean FROM ({probed})"
+        probed = f"SELECT item{ctx}, json_transform(item, {sql_literal(probe_schema(schema))}) AS p FROM ({items})"
+        cleaned = f"SELECT item{ctx}, {patched_item('item', probe.failed)} AS clean FROM ({probed})"
     else:
-        cleaned = f"SELECT item, item AS clean FROM ({items})"
+        cleaned = f"SELECT item{ctx}, item AS clean FROM ({items})"
     # Keeping the first of each id costs a window over every record: only when some id is listed twice.
     order = f" ORDER BY {_KEEP_FIRST[table]}" if table in _KEEP_FIRST else ""
-    once = f"QUALIFY row_number() OVER (PARTITION BY s.{key}{order}) = 1" if probe.with_id > probe.distinct else ""
+    once = f"QUALIFY row_number() OVER (PARTITION BY {key}{order}) = 1" if probe.with_id > probe.distinct else ""
     con.execute(f"""
         INSERT INTO {table} BY NAME
         SELECT {snapshot_id} AS snapshot_id, {select}
         FROM (
-            SELECT item, s{extra} FROM (
-                SELECT item, json_transform(clean, {sql_literal(json.dumps(schema))}) AS s FROM ({cleaned})
+            SELECT item{ctx}, s{extra} FROM (
+                SELECT item{ctx}, json_transform(clean, {sql_literal(json.dumps(schema))}) AS s FROM ({cleaned})
             )
-        ) WHERE s.{key} IS NOT NULL {once}""")
+        ) WHERE ({key}) IS NOT NULL {once}""")
     problems = [describe(check, count, example) for check, count, example in probe.type_errors]
     if probe.without_id:  # records without an id cannot be audited: say so, never drop them silently
         problems.append(f"{probe.without_id} records without an id were not stored")
-    if probe.with_id > probe.distinct and pages_from.units == 1:
+    if probe.with_id > probe.distinct and pages_from.units == 1 and table not in _REPEATS_EXPECTED:
         # Several projects' listings overlap by design (public images, shared groups); one listing must not.
         problems.append(f"{probe.with_id - probe.distinct} records were listed twice (the same "
                         f"{_schema_key(table)}); each is stored once")
@@ -287,7 +376,7 @@ def _probe(con, table: str, schema: dict, records: str) -> _Probe:
     """One pass over the records: how many have no id, how many distinct ids, and per field how many
     have a value of the wrong JSON type (the first id of each only when some do)."""
     tests = checks(table, schema)
-    key = f"p.{sql_ident(_schema_key(table))}"
+    key = _DERIVED_KEYS[table][1] if table in _DERIVED_KEYS else f"p.{sql_ident(_schema_key(table))}"
     has_id = f"ascii(CAST({key} AS VARCHAR)) = 34"  # a JSON string
     counts = ", ".join(f"count(*) FILTER (WHERE NOT ({t.ok}))" for t in tests)
     row = con.execute(
@@ -307,6 +396,11 @@ def _probe(con, table: str, schema: dict, records: str) -> _Probe:
 
 def _schema_key(table: str) -> str:
     return "zoneName" if table == "availability_zones" else "id"
+
+
+def _struct_key(table: str) -> str:
+    """SQL over `s` (the typed record): what identifies it."""
+    return _DERIVED_KEYS[table][0] if table in _DERIVED_KEYS else f"s.{sql_ident(_schema_key(table))}"
 
 
 def derive(con, snapshot_id: int) -> None:

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     subnet_count BIGINT,
     router_count BIGINT,
     address_group_count BIGINT,
+    user_count BIGINT,                     -- these four: NULL when not collected (a project-scoped snapshot)
+    role_count BIGINT,
+    role_assignment_count BIGINT,
+    application_credential_count BIGINT,
     error_count BIGINT,
     request_count BIGINT
 );
@@ -349,6 +353,74 @@ CREATE TABLE IF NOT EXISTS address_groups (
     created_at TIMESTAMP,
     updated_at TIMESTAMP,
     raw JSON
+);
+
+-- Keystone (cloud-scope snapshots only): users, roles, effective role assignments, application credentials.
+CREATE TABLE IF NOT EXISTS users (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    domain_id VARCHAR,
+    enabled BOOLEAN,
+    default_project_id VARCHAR,
+    password_expires_at TIMESTAMP,         -- NULL: the password never expires (or the user has none)
+    description VARCHAR,
+    mfa_enabled BOOLEAN,                   -- options.multi_factor_auth_enabled
+    mfa_rules VARCHAR[][],                 -- options.multi_factor_auth_rules: each a list of auth methods
+    ignore_password_expiry BOOLEAN,
+    ignore_change_password_upon_first_use BOOLEAN,
+    ignore_lockout_failure_attempts BOOLEAN,
+    ignore_user_inactivity BOOLEAN,
+    lock_password BOOLEAN,
+    options JSON,
+    federated JSON,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS roles (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    domain_id VARCHAR,                     -- NULL for a global role
+    description VARCHAR,
+    immutable BOOLEAN,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS role_assignments (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,                            -- made by the auditor: <scope>/users/<user id>/roles/<role id>
+    role_id VARCHAR,
+    role_name VARCHAR,
+    role_domain_id VARCHAR,
+    user_id VARCHAR,
+    user_name VARCHAR,
+    user_domain_id VARCHAR,
+    group_id VARCHAR,
+    group_name VARCHAR,
+    scope_type VARCHAR,                    -- 'project', 'domain' or 'system'
+    project_id VARCHAR,
+    project_name VARCHAR,
+    domain_id VARCHAR,
+    domain_name VARCHAR,
+    inherited_to VARCHAR,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS application_credentials (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    user_id VARCHAR,                       -- the user whose credentials were listed
+    project_id VARCHAR,
+    description VARCHAR,
+    unrestricted BOOLEAN,
+    expires_at TIMESTAMP,                  -- NULL: never expires
+    system VARCHAR,
+    role_names VARCHAR[],
+    role_ids VARCHAR[],
+    access_rules JSON,
+    raw JSON                               -- never the secret
 );
 
 -- Rule evaluations (issue 3). One evaluation judges one snapshot with every enabled rule.

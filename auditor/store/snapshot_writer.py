@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # Load order matters: servers take flavor details from flavors, derived tables read ports.
 LOAD_ORDER = ("projects", "flavors", "servers", "availability_zones", "server_groups", "images",
               "security_groups", "security_group_rules", "ports", "floating_ips", "networks", "subnets", "routers",
-              "address_groups")
+              "address_groups", "users", "roles", "role_assignments", "application_credentials")
 
 
 def write_snapshot(database: Path, snapshot: RegionSnapshot, memory_limit: str = "1GB") -> tuple[int, dict]:
@@ -43,11 +43,15 @@ def write_snapshot_to_lake(lake: Path, snapshot: RegionSnapshot, memory_limit: s
 
 def normalize(con, snapshot_id: int, snapshot: RegionSnapshot) -> dict:
     """Load every listing of `snapshot` into the tables of `con` under `snapshot_id`, with its `snapshots`,
-    `snapshot_resources` and `collection_errors` rows; returns each resource table's row count. The pages
+    `snapshot_resources` and `collection_errors` rows; returns the row count of each resource table it
+    collected (a listing the snapshot did not make has no count and no `snapshot_resources` row). The pages
     are deleted as they are loaded."""
     failures = list(snapshot.failures)
+    collected = [rt for rt in RESOURCE_TYPES if rt in snapshot.listings]  # the others: not collected
     for resource_type in LOAD_ORDER:
-        listing = snapshot.listings[resource_type]
+        listing = snapshot.listings.get(resource_type)
+        if listing is None:
+            continue
         source = snapshot.listings["security_groups"] if listing.embedded else None
         problems = load_listing(con, resource_type, snapshot_id, listing, source)
         _release_pages(snapshot, resource_type)
@@ -59,7 +63,7 @@ def normalize(con, snapshot_id: int, snapshot: RegionSnapshot) -> dict:
     derive(con, snapshot_id)
     counts = {
         rt: con.execute(f"SELECT count(*) FROM {rt} WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0][0]
-        for rt in RESOURCE_TYPES
+        for rt in collected
     }
     row = {
         "id": snapshot_id,
@@ -74,14 +78,14 @@ def normalize(con, snapshot_id: int, snapshot: RegionSnapshot) -> dict:
         "finished_at": snapshot.finished_at,
         "status": snapshot.status,
         "tool_version": snapshot.tool_version,
-        **{column: counts[rt] for rt, column in RESOURCE_TYPES.items()},
+        **{column: counts.get(rt) for rt, column in RESOURCE_TYPES.items()},
         "error_count": len(failures),
         "request_count": sum(listing.requests for listing in snapshot.listings.values()),
     }
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     con.execute(f"INSERT INTO snapshots ({columns}) VALUES ({marks})", list(row.values()))
-    resources = list(RESOURCE_TYPES)
+    resources = collected
     insert_columns(con, "snapshot_resources", snapshot_id, {
         "resource_type": resources,
         "status": [snapshot.resource_status(rt) for rt in resources],

@@ -43,6 +43,14 @@ JSON_FIELD_KINDS = {
     ("subnets", "host_routes"): ("array",),
     ("routers", "external_gateway_info.external_fixed_ips"): ("array",),
     ("routers", "routes"): ("array",),
+    ("users", "federated"): ("array",),
+    ("role_assignments", "role.domain"): ("object",),
+    ("role_assignments", "user.domain"): ("object",),
+    ("role_assignments", "group.domain"): ("object",),
+    ("role_assignments", "scope.project"): ("object",),
+    ("role_assignments", "scope.domain"): ("object",),
+    ("role_assignments", "scope.system"): ("object",),
+    ("application_credentials", "access_rules"): ("array",),
 }
 
 # A JSON value as json_transform gives it ("JSON" in a shape) is minified text, so its first character
@@ -115,7 +123,7 @@ def checks(table: str, schema: dict) -> list[Check]:
                       "IS NOT false))")
                 found.append(Check(f"{name}[]", ("object",), ok, {name: None}))
             else:
-                entry_kinds = _KINDS_OF_TYPE.get(entry, ())
+                entry_kinds = ("array",) if isinstance(entry, list) else _KINDS_OF_TYPE.get(entry, ())
                 if entry_kinds:
                     ok = (f"(json_type({value}) IS DISTINCT FROM 'ARRAY' OR list_bool_and(list_transform("
                           f"json_transform({value}, '[\"JSON\"]'), lambda e: {_in('e', entry_kinds)})) IS NOT false)")
