@@ -214,3 +214,29 @@ def test_keystones_own_samples_are_stored_field_by_field(tmp_path, monkeypatch):
             sample["name"], owner, sample["project_id"], sample["unrestricted"], sample["expires_at"][:19])
         assert role_names == sorted(r["name"] for r in sample["roles"])
         assert json.loads(rules) == sample["access_rules"]
+
+
+def test_identity_rules_skip_on_a_project_scoped_snapshot_and_judge_an_admin_one(tmp_path, monkeypatch,
+                                                                                demo_fixture):
+    from auditor.config import RulesSettings
+    from auditor.rules.evaluate import evaluate, load_ruleset
+
+    rules = load_ruleset(RulesSettings())
+    identity = ("user_mfa_enabled", "user_password_expires", "user_disabled_has_no_roles",
+                "admin_role_only_in_admin_project", "application_credential_restricted",
+                "application_credential_expires")
+    for user, expected in (("alice", {"skip"}), (None, {"pass", "fail"})):
+        database, result, _, _ = _snapshot(demo_fixture, tmp_path / (user or "admin"), monkeypatch, user=user)
+        [evaluation] = evaluate(database, rules, [result.snapshot_id])
+        rows = query(database, "SELECT rule_id, status, reason FROM findings WHERE evaluation_id = ? "
+                               "AND resource_id IS NULL", [evaluation.evaluation_id])
+        statuses = {}
+        for rule_id, status in query(database, "SELECT rule_id, status FROM findings WHERE evaluation_id = ?",
+                                     [evaluation.evaluation_id]):
+            statuses.setdefault(rule_id, set()).add(status)
+        for rule_id in identity:
+            assert expected <= statuses[rule_id] and statuses[rule_id] <= expected | {"info"}, (user, rule_id)
+        if user:
+            reasons = {rule_id: reason for rule_id, _, reason in rows}
+            assert "users not collected" in reasons["user_mfa_enabled"]
+            assert "application_credentials not collected" in reasons["application_credential_expires"]
