@@ -30,6 +30,6 @@ SELECT id AS resource_id,
                 THEN ' is restricted, and access rules limit it to ' || json_array_length(access_rules) || ' kind'
                      || CASE WHEN json_array_length(access_rules) = 1 THEN '' ELSE 's' END || ' of API call.'
             ELSE ' is restricted; no access rule narrows it, so it may make any call its roles ('
-                 || coalesce(array_to_string(role_names, ', '), 'none listed') || ') allow.'
+                 || coalesce(nullif(array_to_string(role_names, ', '), ''), 'none listed') || ') allow.'
        END AS reason
 FROM application_credentials

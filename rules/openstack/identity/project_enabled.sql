@@ -38,7 +38,8 @@ SELECT p.id AS resource_id,
                      || CASE WHEN coalesce(h.servers, 0) = 1 THEN '' ELSE 's' END || ' and '
                      || coalesce(h.floating_ips, 0) || ' floating IP'
                      || CASE WHEN coalesce(h.floating_ips, 0) = 1 THEN '' ELSE 's' END
-                     || ', which keep running while nobody in the project can manage them.'
+                     || ', which stay in place (and servers not stopped keep running) while nobody in the project '
+                     || 'can manage them.'
             ELSE 'is disabled and holds no server or floating IP.'
        END AS reason
 FROM projects p

@@ -3,9 +3,10 @@ title: Disabled users hold no roles
 severity: medium
 resource_type: user
 description: >
-  Fails a disabled user that still holds a role (effective role assignments: group memberships and
-  inherited roles included) and names where. Disabled users without roles pass; enabled users are not
-  judged here.
+  Fails a disabled user that still holds a role (effective role assignments: group memberships, inherited
+  and implied roles included, so `admin` may bring `member` and `reader` along) and names where. Disabled
+  users without roles pass; a user that does not say whether it is enabled is skipped; enabled users are
+  not judged here.
 rationale: >
   Disabling a user is often the first half of an offboarding that never finishes. The roles stay, so one
   `openstack user set --enable` (by mistake, by a script that re-syncs users, or by whoever gets admin
@@ -29,12 +30,13 @@ WITH held AS (
 SELECT u.id AS resource_id,
        u.name AS resource_name,
        u.default_project_id AS project_id,
-       CASE WHEN h.user_id IS NULL THEN 'pass' ELSE 'fail' END AS status,
-       'User ' || coalesce(u.name, '') || ' (' || u.id || ') is disabled ' ||
-       CASE WHEN h.user_id IS NULL THEN 'and holds no role.'
-            ELSE 'but still holds ' || h.roles || ' role' || CASE WHEN h.roles = 1 THEN '' ELSE 's' END
+       CASE WHEN u.enabled IS NULL THEN 'skip' WHEN h.user_id IS NULL THEN 'pass' ELSE 'fail' END AS status,
+       'User ' || coalesce(u.name, '') || ' (' || u.id || ') ' ||
+       CASE WHEN u.enabled IS NULL THEN 'does not say whether it is enabled.'
+            WHEN h.user_id IS NULL THEN 'is disabled and holds no role.'
+            ELSE 'is disabled but still holds ' || h.roles || ' role' || CASE WHEN h.roles = 1 THEN '' ELSE 's' END
                  || ': ' || h.grants || '.'
        END AS reason
 FROM users u
 LEFT JOIN held h ON h.user_id = u.id
-WHERE u.enabled = false
+WHERE u.enabled IS NOT true

@@ -3,13 +3,14 @@ title: Users must pass multi-factor authentication
 severity: high
 resource_type: user
 description: >
-  Fails an enabled user whom Keystone lets in with a single factor. Keystone enforces MFA only when
-  `multi_factor_auth_enabled` is true and `multi_factor_auth_rules` lists at least one rule, and a user
-  may then authenticate with the methods of any one rule: so MFA switched on without rules enforces
-  nothing, rules without the switch enforce nothing, and one rule that names a single method (such as
-  `[password]`) lets that method alone in. Passes a user every one of whose rules needs two methods or
-  more. Disabled users, federated users (their identity provider enforces MFA) and service accounts (users
-  whose every role is on one of `service_projects`: names in the default domain, or ids) are info.
+  Fails an enabled user whom Keystone lets in with a single factor. Keystone checks a user's
+  `multi_factor_auth_rules` unless `multi_factor_auth_enabled` is explicitly false (unset means on), and
+  a user may authenticate with the methods of any one rule: so no rule at all, rules switched off, or one
+  rule that names a single method (such as `[password]`) let one method in. Rules that Keystone ignores
+  (empty, or with an entry that is not a method name) do not count. Passes a user every one of whose
+  rules needs two methods or more; methods not enabled in keystone.conf cannot be seen from the API.
+  Disabled users, federated users (their identity provider enforces MFA) and service accounts (users whose
+  every role is on one of `service_projects`: names in the default domain, or ids) are info.
 rationale: >
   A password alone is phished, guessed, reused from another breach or read from a leaked configuration
   file; a second factor stops those from becoming a Keystone token, which reaches every service of every
@@ -34,15 +35,21 @@ WITH service_accounts AS (
                              OR (list_contains($service_projects, project_name) AND domain_id = 'default'), false))
 ),
 judged AS (
-    SELECT u.id, u.name, u.default_project_id, u.enabled,
+    SELECT u.id, u.name, u.default_project_id, u.enabled, u.mfa_enabled,
            coalesce(json_array_length(u.federated), 0) > 0 AS federated,
            s.user_id IS NOT NULL AS service_account,
-           coalesce(u.mfa_enabled, false) AS switched_on,
-           coalesce(len(u.mfa_rules), 0) AS rule_count,
-           list_transform(list_filter(coalesce(u.mfa_rules, []), lambda r: len(list_distinct(r)) < 2),
-                          lambda r: '[' || array_to_string(r, ', ') || ']') AS single_factor_rules
+           u.mfa_enabled IS DISTINCT FROM false AS switched_on,
+           -- the rules Keystone keeps: non-empty lists of method names
+           list_filter(coalesce(u.mfa_rules, []), lambda r: len(r) > 0
+                       AND list_bool_and(list_transform(r, lambda m: m IS NOT NULL AND m <> ''))) AS rules
     FROM users u
     LEFT JOIN service_accounts s ON s.user_id = u.id
+),
+counted AS (
+    SELECT *, len(rules) AS rule_count,
+           list_transform(list_filter(rules, lambda r: len(list_distinct(r)) < 2),
+                          lambda r: '[' || array_to_string(r, ', ') || ']') AS single_factor_rules
+    FROM judged
 )
 SELECT id AS resource_id,
        name AS resource_name,
@@ -61,8 +68,8 @@ SELECT id AS resource_id,
                      || ', each of two methods or more.'
             WHEN switched_on AND rule_count > 0
                 THEN 'has an MFA rule that one method satisfies alone: ' || array_to_string(single_factor_rules, ', ') || '.'
-            WHEN switched_on THEN 'has MFA switched on but no MFA rule, so any single method (a password alone) is enough.'
-            WHEN rule_count > 0 THEN 'has MFA rules, but multi_factor_auth_enabled is off, so Keystone does not enforce them.'
-            ELSE 'has no multi-factor authentication: a password alone logs in.'
+            WHEN rule_count > 0 THEN 'has MFA rules, but multi_factor_auth_enabled is false, so Keystone does not enforce them.'
+            WHEN mfa_enabled THEN 'has MFA switched on but no MFA rule, so any single method (a password alone) is enough.'
+            ELSE 'has no MFA rule: a password alone logs in.'
        END AS reason
-FROM judged
+FROM counted

@@ -6,13 +6,14 @@ description: >
   Fails an enabled user whose password never expires: `password_expires_at` is empty (Keystone's
   `[security_compliance] password_expires_days` is not set, or the user was created before it was) or the
   user is exempted with the `ignore_password_expiry` option. Passes a user whose password expires, and
-  says when (a password already expired passes too: it no longer logs in). Disabled users, federated users
-  (no Keystone password) and service accounts (users whose every role is on one of `service_projects`:
-  names in the default domain, or ids; their passwords are rotated by the deployment) are info.
+  says when (one already expired passes too: Keystone refuses it until it is changed). Disabled users,
+  federated users (no Keystone password) and service accounts (users whose every role is on one of
+  `service_projects`: names in the default domain, or ids; their passwords are rotated by the deployment)
+  are info. Users of an LDAP-backed domain have their password policy in LDAP, not here, and fail here.
 rationale: >
   A password that never expires stays valid for as long as it sits in a leaked configuration file, a
-  shell history or a former colleague's notes. An expiry bounds that window and forces the rotation that
-  otherwise never happens.
+  shell history or a former colleague's notes. An expiry forces a change, which puts an end to copies
+  nobody knows about, and the rotation that otherwise never happens.
 remediation: >
   Set `[security_compliance] password_expires_days` in keystone.conf (for example 90) and have users
   change their passwords; remove the exemption from users that do not need it (`openstack user set
@@ -53,7 +54,8 @@ SELECT id AS resource_id,
             WHEN exempt THEN 'is exempt from password expiry (ignore_password_expiry): its password never expires.'
             WHEN password_expires_at IS NULL THEN 'has a password that never expires.'
             WHEN password_expires_at <= taken_at
-                THEN 'has a password that expired on ' || strftime(password_expires_at, '%Y-%m-%d') || ': it no longer logs in.'
+                THEN 'has a password that expired on ' || strftime(password_expires_at, '%Y-%m-%d')
+                     || ': Keystone refuses it until it is changed.'
             ELSE 'has a password that expires on ' || strftime(password_expires_at, '%Y-%m-%d') || '.'
        END AS reason
 FROM judged
