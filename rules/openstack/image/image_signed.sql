@@ -7,13 +7,14 @@ description: >
   `img_signature_key_type`, `img_signature_certificate_uuid`). Fails an image that has some of them but
   not all, or a hash method or key type Glance and Nova do not support (a signature nothing can verify),
   and a public, community or shared image with none. Passes an image with all four. A private unsigned
-  image is info. Images still uploading, queued or being deleted are not judged.
+  image is info. Images still uploading, queued or being deleted are not judged; one whose status, or
+  whose visibility when it is unsigned, is missing or unknown is skipped.
 rationale: >
   A signature lets Glance refuse a tampered upload and lets Nova (with `verify_glance_signatures` and
   certificate validation, see server_trusted_image_certificates) refuse to boot an image that does not
   match its publisher's certificate. Projects booting someone else's image have no other way to know
-  that it is the image its publisher built. A half-set signature is worse than none: it looks signed, and
-  a verifying Nova refuses to boot it.
+  that it is the image its publisher built. A half-set signature is worse than none: it looks signed, but
+  Glance skips verification on upload when any of the four properties is missing.
 remediation: >
   Sign the image file with the publisher's key, store the certificate in Barbican, and upload the image
   with all four properties (`openstack image create --property img_signature=... --property
@@ -25,14 +26,14 @@ references:
   - https://docs.openstack.org/nova/latest/user/certificate-validation.html
 ---*/
 WITH signatures AS (
-    SELECT id, name, project_id, visibility,
+    SELECT id, name, project_id, visibility, status,
            list_filter(['img_signature', 'img_signature_hash_method', 'img_signature_key_type',
                         'img_signature_certificate_uuid'],
                        lambda k: nullif(trim(coalesce(properties ->> k, '')), '') IS NULL) AS missing,
            properties ->> 'img_signature_hash_method' AS hash_method,
            properties ->> 'img_signature_key_type' AS key_type
     FROM images
-    WHERE status IN ('active', 'deactivated')
+    WHERE status IS NULL OR status IN ('active', 'deactivated')
 ),
 judged AS (
     SELECT *, len(missing) AS absent,
@@ -45,12 +46,15 @@ judged AS (
 SELECT id AS resource_id,
        name AS resource_name,
        project_id,
-       CASE WHEN absent = 0 AND hash_known AND key_known THEN 'pass'
+       CASE WHEN status IS NULL THEN 'skip'
+            WHEN absent = 0 AND hash_known AND key_known THEN 'pass'
             WHEN absent BETWEEN 1 AND 3 OR absent = 0 THEN 'fail'
             WHEN others_boot_it THEN 'fail'
-            ELSE 'info' END AS status,
+            WHEN visibility = 'private' THEN 'info'
+            ELSE 'skip' END AS status,
        'Image ' || coalesce(name, '') || ' (' || id || ') ' ||
-       CASE WHEN absent = 0 AND hash_known AND key_known
+       CASE WHEN status IS NULL THEN 'does not say its status.'
+            WHEN absent = 0 AND hash_known AND key_known
                 THEN 'is signed (' || key_type || ', ' || hash_method || ').'
             WHEN absent = 0
                 THEN 'has a signature that cannot be verified: '
@@ -60,6 +64,8 @@ SELECT id AS resource_id,
                 THEN 'has an incomplete signature: ' || array_to_string(missing, ', ') || ' missing, so nothing can verify it.'
             WHEN others_boot_it
                 THEN 'is ' || visibility || ' and unsigned: the projects that boot it cannot verify who built it.'
-            ELSE 'is ' || coalesce(visibility, 'of unknown visibility') || ' and unsigned.'
+            WHEN visibility = 'private' THEN 'is private and unsigned.'
+            ELSE 'is unsigned, and its visibility (' || coalesce(visibility, 'not given')
+                 || ') does not say who boots from it.'
        END AS reason
 FROM judged
