@@ -162,7 +162,9 @@ def test_metrics_agree_with_the_database_and_the_job_store(world, server):
     assert by_labels(samples["auditor_findings_new"], *keys) == expected_new
 
     # snapshots: duration, status (one series per status), time of the last complete one
-    rows = query(world["database"], "SELECT cloud, region, status, epoch(finished_at) - epoch(started_at), "
+    # the duration in whole microseconds: the difference of two epochs as doubles is off by ~1e-7 s
+    rows = query(world["database"], "SELECT cloud, region, status, "
+                                    "(epoch_us(finished_at) - epoch_us(started_at)) / 1000000.0, "
                                     "epoch(finished_at) FROM snapshots")
     assert by_labels(samples["auditor_snapshot_duration_seconds"], "cloud", "region") == \
         pytest.approx({(c, r): d for c, r, _, d, _ in rows})

@@ -90,7 +90,8 @@ class Listing:
         secrets = SECRETS_BY_LISTING.get(self.resource_type)
         if secrets is not None or context is not None:
             # rebuilt from the records alone: nothing else of the cloud's page is kept
-            body = without_secrets(body, self.key, secrets or RecordSecrets())
+            cleaned = _small_without_secrets(body, self.key, secrets or RecordSecrets()) if context else None
+            body = cleaned or without_secrets(body, self.key, secrets or RecordSecrets())
         if context is not None:
             body = body[:-1] + b',"auditor_context":' + orjson.dumps(context) + b"}"
         if not self.spools:
@@ -133,6 +134,19 @@ def without_secrets(body: bytes, key: str, secrets: RecordSecrets) -> bytes:
         if suspect:
             records[position] = _cleaned(records[position], secrets, position)
     return b"".join((b"{", orjson.dumps(key), b":[", ",".join(records).encode("utf-8"), b"]}"))
+
+
+def _small_without_secrets(body: bytes, key: str, secrets: RecordSecrets) -> bytes | None:
+    """without_secrets for a small page (one per user), in Python: every record cleaned by `secrets`. None
+    when the page is large or Python cannot read it: without_secrets then does."""
+    if len(body) > _SMALL_PAGE:
+        return None
+    try:
+        records = orjson.loads(body)[key]
+        clean = [orjson.dumps(secrets.clean(r)) if isinstance(r, dict) else b"null" for r in records]
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, KeyError, RecursionError):
+        return None
+    return b"".join((b"{", orjson.dumps(key), b":[", b",".join(clean), b"]}"))
 
 
 def _cleaned(text: str, secrets: RecordSecrets, position: int) -> str:
@@ -195,6 +209,30 @@ def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
     return lacking, entries
 
 
+_SMALL_PAGE = 64 * 1024
+
+
+def _inspect_small(body: bytes, key: str, id_key: str) -> PageInfo | None:
+    """inspect_page for a small unpaginated answer (one per user, say), read in Python: two DuckDB
+    queries would cost more than the request. None when the page is not a plain object with a list under
+    `key` and unique keys: inspect_page then reads it, and words what is wrong."""
+    if len(body) > _SMALL_PAGE:
+        return None
+    try:
+        page = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    records = page.get(key) if isinstance(page, dict) else None
+    if not isinstance(records, list):
+        return None
+    ids = []
+    for record in records:
+        value = record.get(id_key) if isinstance(record, dict) else None
+        ids.append(None if value is None else orjson.dumps(value).decode())
+    return PageInfo(count=len(records), links=None, next_href=None, truncated=page.get("truncated") is True,
+                    ids=ids)
+
+
 def inspect_page(body: bytes, key: str, links_key: str | None, id_key: str = "id") -> PageInfo:
     """Read a page's records (their count and ids) and links with DuckDB's JSON reader: two parses of the
     page, no Python object per record.
@@ -253,7 +291,7 @@ class Pager:
         return dataclasses.replace(self, project_id=project_id)
 
     def fetch(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
-              **kwargs) -> tuple[bytes, PageInfo]:
+              small: bool = False, **kwargs) -> tuple[bytes, PageInfo]:
         """GET one page and check it; raises PageFailed (recorded by the caller) or CollectionCancelled.
         Transport failures are retried in the transport (auditor/collect/retry.py); a body that breaks off
         is retried here, with the same policy."""
@@ -294,7 +332,8 @@ class Pager:
                     message += f" after {self.policy.tries} tries"
                 raise PageFailed(self._failure(listing, response.status_code, path, message))
             try:
-                info = inspect_page(body, listing.key, links_key, listing.id_key)
+                info = (small and _inspect_small(body, listing.key, listing.id_key)) or \
+                    inspect_page(body, listing.key, links_key, listing.id_key)
             except ValueError as exc:
                 raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
             return body, info
@@ -452,6 +491,7 @@ class Pager:
         other parents are still listed."""
         started = time.monotonic()
         parents = list(dict.fromkeys(parents))
+        total = len(parents)
         failed: dict[int | None, list[CollectionFailure]] = {}
         unusable = [p for p in parents if not _SAFE_ID.fullmatch(p) or set(p) == {"."}]
         if unusable:  # an id that would change the URL's path is asked about nowhere
@@ -464,7 +504,7 @@ class Pager:
             probe = Listing(listing.resource_type, listing.key, id_key=listing.id_key)
             path = path_template.format(parent)
             try:
-                body, info = self.fetch(proxy, path, {}, probe)
+                body, info = self.fetch(proxy, path, {}, probe, small=True)
                 return parent, path, body, info, probe.requests, None, False
             except PageFailed as exc:
                 # A 404 means "none" only when the parent itself is gone (deleted since it was listed);
@@ -488,7 +528,7 @@ class Pager:
         for failures in failed.values():  # one error per kind, not one per user: the first, and how many
             first = failures[0]
             if len(failures) > 1:
-                first.message += f" (and {len(failures) - 1} more of the {len(parents)} {noun})"
+                first.message += f" (and {len(failures) - 1} more of the {total} {noun})"
             listing.fail(first)
         listing.seconds += time.monotonic() - started
         return listing
