@@ -240,3 +240,9 @@ def test_identity_rules_skip_on_a_project_scoped_snapshot_and_judge_an_admin_one
             reasons = {rule_id: reason for rule_id, _, reason in rows}
             assert "users not collected" in reasons["user_mfa_enabled"]
             assert "application_credentials not collected" in reasons["application_credential_expires"]
+
+
+def test_user_ids_python_cannot_read_are_reported_not_a_crash():
+    from auditor.collect.collector import _string_ids
+
+    assert _string_ids(['"u1"', None, "5", '"\\ud800"', '"a/b"']) == ["u1", '"\\ud800"', "a/b"]
