@@ -214,8 +214,9 @@ _SMALL_PAGE = 64 * 1024
 
 def _inspect_small(body: bytes, key: str, id_key: str) -> PageInfo | None:
     """inspect_page for a small unpaginated answer (one per user, say), read in Python: two DuckDB
-    queries would cost more than the request. None when the page is not a plain object with a list under
-    `key` and unique keys: inspect_page then reads it, and words what is wrong."""
+    queries would cost more than the request. None when Python cannot read the page or it is not an object
+    with a list under `key`: inspect_page then reads it, and words what is wrong. (The page is stored
+    through DuckDB like any other, so a key given twice is settled there, as for every page.)"""
     if len(body) > _SMALL_PAGE:
         return None
     try:
