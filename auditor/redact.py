@@ -85,6 +85,9 @@ def redact_deep(value, dropped: frozenset[str], known: frozenset[str]):
     return value
 
 
+_DROPPED_LOWER = frozenset(key.lower() for key in DROPPED_KEYS)
+
+
 @dataclass(frozen=True)
 class RecordSecrets:
     """Where the records of one listing carry secrets, and how they are removed (see redact_record)."""
@@ -92,7 +95,7 @@ class RecordSecrets:
     masked_mappings: tuple[str, ...] = ()  # nested key/value mappings whose credential-like values are masked
     record_is_mapping: bool = False  # the record's own keys are free-form (Glance image properties)
     deep: bool = False  # cleaned at every depth by redact_deep (records with free-form or nested keys)
-    dropped: frozenset[str] = DROPPED_KEYS  # with deep: keys removed wherever they are (compared lower-case)
+    dropped: frozenset[str] = _DROPPED_LOWER  # with deep: keys removed wherever they are, compared lower-case
     known: frozenset[str] = frozenset()  # with deep: the service's own keys, never masked for their name
 
     def clean(self, record: dict) -> dict:
@@ -108,9 +111,8 @@ SECRETS_BY_LISTING = {
     "images": RecordSecrets(record_is_mapping=True),
     # Keystone never returns a password or an application credential's secret in a listing; a hostile or
     # broken one might. A user's extra attributes (any key an operator set) sit beside its own fields.
-    "users": RecordSecrets(deep=True, dropped=frozenset(k.lower() for k in DROPPED_KEYS), known=frozenset({
+    "users": RecordSecrets(deep=True, known=frozenset({
         "password_expires_at", "ignore_password_expiry", "ignore_change_password_upon_first_use",
         "lock_password", "multi_factor_auth_enabled", "multi_factor_auth_rules"})),
-    "application_credentials": RecordSecrets(
-        deep=True, dropped=frozenset(k.lower() for k in DROPPED_KEYS) | {"secret", "secret_hash"}),
+    "application_credentials": RecordSecrets(deep=True, dropped=_DROPPED_LOWER | {"secret", "secret_hash"}),
 }
