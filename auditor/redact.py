@@ -115,4 +115,9 @@ SECRETS_BY_LISTING = {
         "password_expires_at", "ignore_password_expiry", "ignore_change_password_upon_first_use",
         "lock_password", "multi_factor_auth_enabled", "multi_factor_auth_rules"})),
     "application_credentials": RecordSecrets(deep=True, dropped=_DROPPED_LOWER | {"secret", "secret_hash"}),
+    # Free-form key/value metadata that users fill (a "backup_password" key happens).
+    "volumes": RecordSecrets(masked_mappings=("metadata", "volume_image_metadata")),
+    "volume_snapshots": RecordSecrets(masked_mappings=("metadata",)),
+    "volume_backups": RecordSecrets(masked_mappings=("metadata",)),
+    "volume_types": RecordSecrets(masked_mappings=("extra_specs",)),
 }

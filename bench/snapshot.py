@@ -81,6 +81,10 @@ def minimum_requests(counts: dict) -> int:
     total = sum(max(1, math.ceil(counts[r] / PAGE)) for r in paged)
     total += max(1, math.ceil(counts["images"] / PAGE)) + 1  # plus the hidden-images pass
     total += 3 + counts.get("users", 0)  # users, roles, role assignments; each user's application credentials
+    cinder = min(PAGE, 1000)  # Cinder's osapi_max_limit
+    total += sum(max(1, math.ceil(counts.get(r, 0) / cinder)) for r in ("volumes", "volume_snapshots",
+                                                                         "volume_backups"))
+    total += 1 + counts.get("volume_types", 0)  # the types, then each one's encryption (private ones' access: more)
     return total + 2  # projects, availability zones (unpaginated)
 
 
@@ -138,6 +142,13 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
                 return
             offset += PAGE
 
+    def volume_types():
+        types = json.loads(client.get("/volume/v3/types?is_public=None"))["volume_types"]
+        with ThreadPoolExecutor(max_workers=4) as each:
+            list(each.map(lambda t: client.get(f"/volume/v3/types/{t['id']}/encryption"), types))
+            list(each.map(lambda t: client.get(f"/volume/v3/types/{t['id']}/os-volume-type-access"),
+                          [t for t in types if not t["is_public"]]))
+
     def identity():
         users = json.loads(client.get("/identity/v3/users"))["users"]
         with ThreadPoolExecutor(max_workers=4) as each:
@@ -160,6 +171,10 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
         identity,
         lambda: client.get("/identity/v3/roles"),
         lambda: client.get("/identity/v3/role_assignments?effective&include_names=true"),
+        *[lambda path=path: client.follow(f"/volume/v3/{path}?all_tenants=True&limit={min(PAGE, 1000)}",
+                                          f"/volume/v3/{path}")
+          for path in ("volumes/detail", "snapshots/detail", "backups/detail")],
+        volume_types,
     ]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -91,6 +91,23 @@ def snapshot_into(database: Path, cloud: str = "demo", **overrides):
     return snapshot_targets(config, [CloudTarget(cloud)], threading.Event())
 
 
+def served_snapshot(fixture: dict, folder: Path, monkeypatch, asked: str, user: str | None = None, faults=(),
+                    **overrides):
+    """Serve `fixture` (with `faults`) from a fake cloud of its own and snapshot it as `user` into
+    folder/audit.duckdb: (database, result, {resource type: "<status> <rows>"}, the requests matching `asked`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FakeCloud(fixture) as cloud:
+        for fault in faults:
+            cloud.add_fault(**fault)
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
+            folder / "clouds.yaml", {"demo": cloud.clouds_yaml_entry(user)})))
+        database = folder / "audit.duckdb"
+        [result] = snapshot_into(database, **overrides)
+        requests = cloud.requests_to(asked)
+    listed = dict(query(database, "SELECT resource_type, status || ' ' || row_count FROM snapshot_resources"))
+    return database, result, listed, requests
+
+
 def query(database: Path, sql: str, params=()):
     con = duckdb.connect(str(database), read_only=True)
     try:

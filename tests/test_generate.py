@@ -13,7 +13,7 @@ from auditor.fakecloud.generate import generate_cloud
 SAMPLES = Path(__file__).resolve().parent / "api-samples"
 RESOURCES = ("projects", "servers", "flavors", "availability_zones", "server_groups", "images",
              "security_groups", "ports", "floating_ips", "networks", "subnets", "routers", "address_groups", "users",
-             "application_credentials")
+             "application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types")
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -413,3 +413,26 @@ def test_identity_records_have_the_key_sets_of_the_api_samples_and_a_mix_of_sett
     assert any(not u["enabled"] for u in users) and any(u["password_expires_at"] is None for u in users)
     assert any(c["unrestricted"] for c in credentials) and not all(c["unrestricted"] for c in credentials)
     assert any(c["expires_at"] is None for c in credentials)
+
+
+def test_block_storage_records_have_the_key_sets_of_the_api_samples_and_follow_the_servers(cloud):
+    for name, sample, key in (("volumes", "cinder/volumes-list-detailed-response.json", "volumes"),
+                              ("volume_snapshots", "cinder/snapshots-list-detailed-response.json", "snapshots"),
+                              ("volume_backups", "cinder/backups-list-detailed-response.json", "backups"),
+                              ("volume_types", "cinder/volume-types-list-response.json", "volume_types")):
+        expected = set(sample_item(sample, key))
+        assert all(expected <= set(item) for item in cloud[name]), name
+    volumes = {v["id"]: v for v in cloud["volumes"]}
+    assert len(volumes) == len(cloud["servers"])  # about one volume per server
+    for server in cloud["servers"]:
+        for attached in server["os-extended-volumes:volumes_attached"] or []:
+            volume = volumes[attached["id"]]
+            assert volume["status"] == "in-use" and volume["os-vol-tenant-attr:tenant_id"] == server["tenant_id"]
+            assert [a["server_id"] for a in volume["attachments"]] == [server["id"]]
+    types = {t["id"]: t for t in cloud["volume_types"]}
+    assert all(v["encrypted"] == ("_encryption" in types[v["volume_type_id"]]) for v in volumes.values())
+    statuses = Counter(v["status"] for v in volumes.values())
+    assert statuses["in-use"] and statuses["available"] and statuses["error"]
+    assert any(not t["is_public"] and t["_access"] for t in types.values())
+    assert any(s["volume_id"] not in volumes for s in cloud["volume_snapshots"])
+    assert all(b["volume_id"] in volumes for b in cloud["volume_backups"])

@@ -4,7 +4,7 @@ from the fake cloud: what is stored, what is never stored, and what a refusal or
 import copy
 import json
 
-from conftest import query, snapshot_into, write_clouds_yaml
+from conftest import query, served_snapshot, snapshot_into, write_clouds_yaml
 
 from auditor.fakecloud import FakeCloud
 
@@ -13,17 +13,8 @@ EXTRA_TOKEN = "glpat-FAKEFAKEFAKEFAKE1234"  # an extra attribute of user ci-bot 
 
 
 def _snapshot(fixture, tmp_path, monkeypatch, user=None, faults=()):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    with FakeCloud(fixture) as cloud:
-        for fault in faults:
-            cloud.add_fault(**fault)
-        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(
-            tmp_path / "clouds.yaml", {"demo": cloud.clouds_yaml_entry(user)})))
-        database = tmp_path / "audit.duckdb"
-        [result] = snapshot_into(database)
-        asked = cloud.requests_to(r"^/identity/v3/(users|roles|role_assignments)")
-    listed = dict(query(database, "SELECT resource_type, status || ' ' || row_count FROM snapshot_resources"))
-    return database, result, listed, asked
+    return served_snapshot(fixture, tmp_path, monkeypatch, r"^/identity/v3/(users|roles|role_assignments)", user,
+                           faults)
 
 
 def _stored_text(database):

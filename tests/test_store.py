@@ -64,9 +64,9 @@ def test_every_text_column_is_free_of_demo_secrets(clouds_yaml, tmp_path, demo_f
         f"SELECT '{table}.{column}' AS place, CAST(\"{column}\" AS VARCHAR) AS text FROM \"{table}\""
         for table, column in columns
     )
-    for secret in secrets:
-        hits = query(database, f"SELECT DISTINCT place FROM ({every_text}) WHERE contains(text, ?)", [secret])
-        assert hits == [], f"{secret!r} found in {hits}"
+    hits = query(database, f"SELECT DISTINCT place, secret FROM ({every_text}), unnest(?::VARCHAR[]) AS s(secret) "
+                           "WHERE contains(text, secret)", [secrets])  # one pass over every column for all
+    assert hits == [], f"secrets found: {hits}"
     assert query(database, "SELECT count(*) FROM servers WHERE metadata->>'db_password' = '[REDACTED]'")[0][0] == 1
 
 

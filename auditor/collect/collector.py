@@ -26,12 +26,13 @@ from keystoneauth1 import exceptions as ksa_exceptions
 from auditor import __version__
 from auditor.collect.connection import (
     authenticate,
+    block_storage_microversion,
     compute_microversion,
     connect,
     harden,
     retry_policy,
 )
-from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_lists
+from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_lists, records_with_field
 from auditor.collect.retry import DeadlineReached, RetryPolicy
 from auditor.config import CloudTarget, CollectionSettings
 from auditor.errors import CollectionCancelled, CollectionError
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SPOOL_PREFIX = ".auditor-spool-"
 NOVA_MAX_PAGE = 1000  # Nova caps every page at its max_limit (1000 by default) whatever `limit` says
+CINDER_MAX_PAGE = 1000  # Cinder's osapi_max_limit, likewise
 
 # resource type -> snapshots column holding its row count
 RESOURCE_TYPES = {
@@ -61,10 +63,18 @@ RESOURCE_TYPES = {
     "roles": "role_count",
     "role_assignments": "role_assignment_count",
     "application_credentials": "application_credential_count",
+    "volumes": "volume_count",
+    "volume_snapshots": "volume_snapshot_count",
+    "volume_backups": "volume_backup_count",
+    "volume_types": "volume_type_count",
+    "volume_type_encryption": "volume_type_encryption_count",
+    "volume_type_access": "volume_type_access_count",
 }
-# Keystone's users, roles, role assignments and application credentials are listed in cloud scope only: a
-# project-scoped snapshot has no view of them, and says so by not listing them (`not collected`).
-IDENTITY_TYPES = ("users", "roles", "role_assignments", "application_credentials")
+# Listed in cloud scope only, since their APIs answer admins only: Keystone's users, roles, role assignments
+# and application credentials, and Cinder's volume type encryption and access lists. A project-scoped
+# snapshot has no view of them, and says so by not listing them (`not collected`).
+CLOUD_SCOPE_TYPES = ("users", "roles", "role_assignments", "application_credentials",
+                     "volume_type_encryption", "volume_type_access")
 
 
 @dataclass
@@ -110,7 +120,7 @@ def failed_snapshot(cloud: str, region: str, started_at: datetime, reason: str) 
                               auth_user_id=None, auth_project_id=None, compute_microversion=None,
                               started_at=started_at, finished_at=datetime.now(timezone.utc).replace(tzinfo=None))
     for resource_type in RESOURCE_TYPES:
-        if resource_type in IDENTITY_TYPES:
+        if resource_type in CLOUD_SCOPE_TYPES:
             continue  # a scope-`projects` snapshot does not list them
         listing = Listing(resource_type, "")
         listing.complete = False
@@ -170,6 +180,13 @@ class Collector:
         pager = Pager(policy, self.spool, max_pages=self.settings.max_pages,
                       max_response_bytes=int(self.settings.max_response_mb * 2**20))
         microversion, compute_failure = compute_microversion(conn, policy)
+        storage = _BlockStorage(offered=conn.has_service("block-storage"),
+                                cinder_admin=any(r.lower() == "admin" for r in access.role_names or []),
+                                project_id=access.project_id)
+        if storage.offered:
+            storage.microversion, storage.failure = block_storage_microversion(conn, policy)
+        else:
+            log.info("the service catalog has no block-storage (Cinder) in this region: no volumes to list")
 
         if target.scope == "project":
             admin, projects = False, None
@@ -197,7 +214,7 @@ class Collector:
 
         futures: dict[str, list[Future]] = {}
         for unit in units:
-            for resource_type, job in self._jobs(unit, microversion, compute_failure).items():
+            for resource_type, job in self._jobs(unit, microversion, compute_failure, storage).items():
                 futures.setdefault(resource_type, []).append(self.pool.submit(_guarded, resource_type, unit, job))
         results: dict[str, list[Listing]] = {}
         for resource_type, pending in futures.items():
@@ -206,11 +223,12 @@ class Collector:
             raise CollectionCancelled("collection stopped before it finished; nothing was written")
         for resource_type, listings in results.items():
             if resource_type in _PAIRED:
-                second = _PAIRED[resource_type]
-                snapshot.listings[resource_type] = _merge(resource_type, [pair[0] for pair in listings])
-                snapshot.listings[second] = _merge(second, [pair[1] for pair in listings])
+                for n, listed in enumerate((resource_type, *_listed_with(resource_type, admin))):
+                    snapshot.listings[listed] = _merge(listed, [group[n] for group in listings])
             else:
                 snapshot.listings[resource_type] = _merge(resource_type, listings)
+        if admin and storage.offered:
+            _check_cinder_admin(snapshot, storage)
         if unscoped:  # every listing misses the resources of the projects we could not scope to
             for listing in snapshot.listings.values():
                 listing.complete = False
@@ -291,7 +309,8 @@ class Collector:
         return units, failures
 
     # -- listings ------------------------------------------------------------------------------------
-    def _jobs(self, unit: _Unit, microversion: str | None, compute_failure: str | None) -> dict:
+    def _jobs(self, unit: _Unit, microversion: str | None, compute_failure: str | None,
+              storage: "_BlockStorage") -> dict:
         conn, pager, every = unit.conn, unit.pager, unit.all_projects
         page = self.settings.page_size
         compute = {"microversion": microversion} if microversion else {}
@@ -399,6 +418,11 @@ class Collector:
                                                "Keystone truncated the role assignments (its list_limit)"))
             return listing
 
+        if storage.offered:
+            storage_jobs = self._block_storage_jobs(unit, storage)
+        else:
+            storage_jobs = {t: _nothing(t, every) for t in ("volumes", "volume_snapshots", "volume_backups",
+                                                           "volume_types")}
         if compute_failure:
             servers, flavors = unavailable("servers", "servers"), unavailable("flavors", "flavors")
             zones = unavailable("availability_zones", "availabilityZoneInfo")
@@ -417,6 +441,62 @@ class Collector:
             "routers": extension("/routers", "routers", "routers", "router"),
             "address_groups": extension("/address-groups", "address_groups", "address_groups", "address-group"),
             **({"users": users, "roles": roles, "role_assignments": role_assignments} if every else {}),
+            **storage_jobs,
+        }
+
+    def _block_storage_jobs(self, unit: _Unit, storage: "_BlockStorage") -> dict:
+        """Cinder v3. Cinder answers `all_tenants` with every project's records for its admins only, and
+        silently with the token's own project for anyone else: a cloud-scope listing by credentials Cinder
+        does not take for admin is recorded as missing the other projects, never passed off as the cloud."""
+        conn, pager, every = unit.conn, unit.pager, unit.all_projects
+        page = self.settings.page_size
+        version = {"microversion": storage.microversion} if storage.microversion else {}
+        # Records may not say whose they are (Cinder shows a backup's project to its admins only): the project
+        # listed, or in scope `cloud` the token's own, which is all Cinder lists to a token it does not take
+        # for admin (a record that names its project keeps it).
+        context = {"project_id": pager.project_id or storage.project_id}
+
+        def listing_of(path, resource_type, key):
+            def job():
+                if storage.failure:
+                    listing = Listing(resource_type, key)
+                    listing.fail(CollectionFailure(resource_type, pager.project_id, None, "", storage.failure))
+                    return listing
+                params = {"limit": page, **({"all_tenants": "True"} if every else {})}
+                return pager.list_marker_paged(conn.block_storage, path, params, Listing(resource_type, key),
+                                               f"{key}_links", context, **version)
+            return job
+
+        def volume_types():
+            types = Listing("volume_types", "volume_types")
+            encryption = Listing("volume_type_encryption", "volume_type_encryption", id_key="volume_type_id")
+            access = Listing("volume_type_access", "volume_type_access", id_key="project_id")
+            if storage.failure:
+                types.fail(CollectionFailure("volume_types", pager.project_id, None, "", storage.failure))
+            else:  # no next links: paged by offset to a short page; every private type for an admin (None)
+                pager.list_offset_paged(conn.block_storage, "/types", {"is_public": "None"} if every else {},
+                                        types, min(page, CINDER_MAX_PAGE), **version)
+            if not every:
+                return (types,)
+            if not types.complete:
+                for dependent in (encryption, access):
+                    dependent.fail(CollectionFailure(dependent.resource_type, None, None, "/types",
+                                                     "the volume types could not be listed, so neither could this"))
+                return types, encryption, access
+            listed = _small_records(types)
+            ids = [t["id"] for t in listed if isinstance(t.get("id"), str)]
+            private = [t["id"] for t in listed if isinstance(t.get("id"), str) and t.get("is_public") is False]
+            pager.list_per_parent(conn.block_storage, "/types/{}/encryption", "/types/{}", ids, "volume_type_id",
+                                  "volume types", encryption, self.settings.concurrency, one_record=True)
+            pager.list_per_parent(conn.block_storage, "/types/{}/os-volume-type-access", "/types/{}", private,
+                                  "volume_type_id", "private volume types", access, self.settings.concurrency)
+            return types, encryption, access
+
+        return {
+            "volumes": listing_of("/volumes/detail", "volumes", "volumes"),
+            "volume_snapshots": listing_of("/snapshots/detail", "volume_snapshots", "snapshots"),
+            "volume_backups": listing_of("/backups/detail", "volume_backups", "backups"),
+            "volume_types": volume_types,
         }
 
 
@@ -452,9 +532,10 @@ def _guarded(resource_type: str, unit: _Unit, job):
         failed = Listing(resource_type, "")
         failed.fail(failure)
         if resource_type in _PAIRED:
-            second = Listing(_PAIRED[resource_type], "")
-            second.complete = False
-            return failed, second
+            others = [Listing(listed, "") for listed in _listed_with(resource_type, unit.all_projects)]
+            for other in others:
+                other.complete = False
+            return (failed, *others)
         return failed
 
 
@@ -472,9 +553,86 @@ def _string_ids(texts: list) -> list[str]:
     return ids
 
 
-# Jobs that list two resource types at once, the second from the first: rules from their groups, and the
-# application credentials of each user listed.
-_PAIRED = {"security_groups": "security_group_rules", "users": "application_credentials"}
+# Jobs that list several resource types at once, the others from the first: rules from their groups, the
+# application credentials of each user listed, the encryption and access lists of each volume type. A job
+# for volume types in project scope lists the types alone.
+_PAIRED = {"security_groups": ("security_group_rules",), "users": ("application_credentials",),
+           "volume_types": ("volume_type_encryption", "volume_type_access")}
+
+
+@dataclass
+class _BlockStorage:
+    """What the block-storage listings need to know before they start."""
+
+    offered: bool  # the catalog has Cinder in this region
+    cinder_admin: bool  # the token holds the role Cinder's default policy takes for admin
+    project_id: str | None  # the token's project: all that Cinder lists to others
+    microversion: str | None = None
+    failure: str | None = None  # why the API cannot be used
+
+
+def _listed_with(resource_type: str, every: bool) -> tuple[str, ...]:
+    """The resource types a job lists along with `resource_type`; in project scope, none listed in cloud
+    scope only."""
+    return tuple(t for t in _PAIRED.get(resource_type, ()) if every or t not in CLOUD_SCOPE_TYPES)
+
+
+def _nothing(resource_type: str, every: bool):
+    """A listing of a service the region does not offer: complete, and empty."""
+    def job():
+        if resource_type not in _PAIRED:
+            return Listing(resource_type, "")
+        return tuple(Listing(listed, "") for listed in (resource_type, *_listed_with(resource_type, every)))
+    return job
+
+
+def _check_cinder_admin(snapshot: RegionSnapshot, storage: _BlockStorage) -> None:
+    """Whether Cinder listed every project to a cloud-scope snapshot: it answers `all_tenants` and
+    `is_public=None` to its admins only, and silently with the token's own project (and the public types)
+    to anyone else. What Cinder itself shows decides: its admin-only attributes (a volume's
+    `os-vol-host-attr:host`, a backup's project) present say admin; absent, or a 403 for a type's encryption
+    or access list, say not; without any such sign, its default policy (the `admin` role) decides."""
+    if storage.failure:
+        return  # nothing was listed
+    signs = []  # (is admin, why)
+    for resource_type, field_name, noun in (
+            ("volumes", "os-vol-host-attr:host", "a volume's back-end host"),
+            ("volume_backups", "os-backup-project-attr:project_id", "a backup's project")):
+        records, with_field = records_with_field(snapshot.listings[resource_type], field_name)
+        if records:
+            signs.append((with_field > 0, f"it does not show these credentials {noun}"))
+    for resource_type in ("volume_type_encryption", "volume_type_access"):
+        if any(f.http_status == 403 for f in snapshot.listings[resource_type].failures):
+            signs.append((False, f"it refuses them the {resource_type.replace('_', ' ')} (403)"))
+    if any(admin for admin, _ in signs):
+        return  # an attribute shown to admins only settles it (a 403 may come from a proxy or one type)
+    refusals = [why for admin, why in signs if not admin]
+    if refusals:
+        reason = refusals[0]
+    elif storage.cinder_admin:
+        return
+    else:
+        reason = "these credentials hold no admin role"
+    for resource_type, path, noun in (
+            ("volumes", "/volumes/detail", "volumes"), ("volume_snapshots", "/snapshots/detail", "volume snapshots"),
+            ("volume_backups", "/backups/detail", "volume backups"),
+            ("volume_types", "/types", "private volume types"),
+            ("volume_type_access", "/types", "private volume types' access lists")):
+        snapshot.listings[resource_type].fail(CollectionFailure(
+            resource_type, None, None, path,
+            f"Cinder lists every project's {noun} to its admins only, and {reason}: only project "
+            f"{storage.project_id}'s were listed (Cinder ignores all_tenants and is_public for others, "
+            "without an error)"))
+
+
+def _small_records(listing: Listing) -> list[dict]:
+    """The records of a short listing (volume types), read from its spooled pages."""
+    records = []
+    for path in listing.spools:
+        for line in path.read_bytes().splitlines():
+            page = orjson.loads(line)
+            records.extend(r for r in page.get(listing.key) or [] if isinstance(r, dict))
+    return records
 
 
 def _merge(resource_type: str, listings: list[Listing]) -> Listing:

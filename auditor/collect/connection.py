@@ -31,6 +31,8 @@ from auditor.errors import CollectionError
 from auditor.logs import register_secret, register_url
 
 CLIENT_MAX_MICROVERSION = "2.100"
+# Cinder 3.65 (Xena): backups say their project (3.18) and user (3.56), snapshots their user (3.41).
+BLOCK_STORAGE_MAX_MICROVERSION = "3.65"
 _SECRET_AUTH_KEY = re.compile(r"(?i)password|secret|token|passcode|key")
 
 
@@ -165,15 +167,25 @@ def compute_microversion(conn, policy: RetryPolicy) -> tuple[str | None, str | N
     """The compute microversion to ask for, or why the compute API cannot be used. A version document that
     could not be read (after the transport's tries) would otherwise pass for a Nova without microversions,
     and every compute listing would silently change shape."""
+    return _microversion(conn, "compute", conn.compute, CLIENT_MAX_MICROVERSION, "a Nova older than 2.1", policy)
+
+
+def block_storage_microversion(conn, policy: RetryPolicy) -> tuple[str | None, str | None]:
+    """The block-storage (Cinder v3) microversion to ask for, or why the API cannot be used."""
+    return _microversion(conn, "block-storage", conn.block_storage, BLOCK_STORAGE_MAX_MICROVERSION,
+                         "not Cinder v3", policy)
+
+
+def _microversion(conn, service_type, proxy, wanted, older, policy: RetryPolicy) -> tuple[str | None, str | None]:
     try:
-        microversion = sdk_utils.maximum_supported_microversion(conn.compute, CLIENT_MAX_MICROVERSION)
+        microversion = sdk_utils.maximum_supported_microversion(proxy, wanted)
     except DeadlineReached as exc:
-        return None, f"compute version discovery: {exc}"
+        return None, f"{service_type} version discovery: {exc}"
     except (ksa_exceptions.ClientException, openstack.exceptions.SDKException) as exc:
-        return None, service_failure("compute", endpoint(conn, "compute"), exc, policy)
+        return None, service_failure(service_type, endpoint(conn, service_type), exc, policy)
     if microversion is None:
-        return None, (f"compute service at {endpoint(conn, 'compute')}: its version document gave no "
-                      "microversion (unreachable, or a Nova older than 2.1); compute was not listed")
+        return None, (f"{service_type} service at {endpoint(conn, service_type)}: its version document gave no "
+                      f"microversion (unreachable, or {older}); {service_type} was not listed")
     return microversion, None
 
 

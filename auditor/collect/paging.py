@@ -195,6 +195,19 @@ def _duckdb():
     return con
 
 
+def records_with_field(listing: Listing, field_name: str) -> tuple[int, int]:
+    """How many records the listing holds, and how many of them have the top-level field `field_name` (of
+    any value, null included). One pass over the spooled pages."""
+    if not listing.spools:
+        return 0, 0
+    schema = sql_literal(orjson.dumps({listing.key: ["JSON"]}).decode())
+    where = sql_literal("$." + orjson.dumps(field_name).decode())
+    return _duckdb().execute(
+        f"SELECT count(*), count(*) FILTER (WHERE json_exists(r, {where})) "
+        f"FROM (SELECT unnest(json_transform(body, {schema}).\"{listing.key}\") AS r FROM {listing.pages_sql()})"
+    ).fetchall()[0]
+
+
 def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
     """For records that embed a list under `field_name` (groups and their rules): how many records lack
     that list, and how many entries the lists hold in all. One pass over the spooled pages."""
@@ -210,6 +223,17 @@ def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
 
 
 _SMALL_PAGE = 64 * 1024
+
+
+def _as_list(body: bytes, key: str) -> bytes:
+    """An answer that is one record (or `{}`, none) as a page listing it under `key`."""
+    try:
+        record = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON in response: {str(exc).splitlines()[0]}") from None
+    if not isinstance(record, dict):
+        raise ValueError("response is not a JSON object")
+    return orjson.dumps({key: [record] if record else []})
 
 
 def _inspect_small(body: bytes, key: str, id_key: str) -> PageInfo | None:
@@ -292,10 +316,11 @@ class Pager:
         return dataclasses.replace(self, project_id=project_id)
 
     def fetch(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
-              small: bool = False, **kwargs) -> tuple[bytes, PageInfo]:
+              small: bool = False, one_record: bool = False, **kwargs) -> tuple[bytes, PageInfo]:
         """GET one page and check it; raises PageFailed (recorded by the caller) or CollectionCancelled.
         Transport failures are retried in the transport (auditor/collect/retry.py); a body that breaks off
-        is retried here, with the same policy."""
+        is retried here, with the same policy. With `one_record`, the answer is one object, not a list
+        (a volume type's encryption; `{}` for none), and the page returned lists it under the listing's key."""
         attempt = 0
         while True:
             attempt += 1
@@ -333,6 +358,8 @@ class Pager:
                     message += f" after {self.policy.tries} tries"
                 raise PageFailed(self._failure(listing, response.status_code, path, message))
             try:
+                if one_record:
+                    body = _as_list(body, listing.key)
                 info = (small and _inspect_small(body, listing.key, listing.id_key)) or \
                     inspect_page(body, listing.key, links_key, listing.id_key)
             except ValueError as exc:
@@ -392,12 +419,13 @@ class Pager:
                                            f"{listing.pages} pages")) from None
         listing.seen_ids.update(ids)
 
-    def _page(self, proxy, path, params, listing: Listing, links_key=None, **kwargs) -> PageInfo:
+    def _page(self, proxy, path, params, listing: Listing, links_key=None, context: dict | None = None,
+              **kwargs) -> PageInfo:
         if listing.pages >= self.max_pages:
             raise PageFailed(self._failure(
                 listing, None, path, f"more than {self.max_pages} pages ([collection] max_pages); stopped"))
         body, info = self.fetch(proxy, path, params, listing, links_key, **kwargs)
-        self._keep(listing, path, body, info)
+        self._keep(listing, path, body, info, context)
         return info
 
     def _paginate(self, listing: Listing, path: str, pages) -> Listing:
@@ -435,12 +463,14 @@ class Pager:
             return None
         return set(aliases)
 
-    def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, **kwargs) -> Listing:
-        """Nova and Neutron: `limit`/`marker`, with a `<key>_links` next link while pages are full."""
+    def list_marker_paged(self, proxy, path, params, listing: Listing, links_key, context: dict | None = None,
+                          **kwargs) -> Listing:
+        """Nova, Neutron and Cinder: `limit`/`marker`, with a `<key>_links` next link while pages are full.
+        `context` is kept beside each page's records (see Listing.add_page)."""
         def pages():
             query, markers = dict(params), set()
             while True:
-                info = self._page(proxy, path, query, listing, links_key, **kwargs)
+                info = self._page(proxy, path, query, listing, links_key, context, **kwargs)
                 next_query = _next_query(info.links)
                 if not next_query or not info.count:
                     return
@@ -484,12 +514,13 @@ class Pager:
         return response.status_code == 404
 
     def list_per_parent(self, proxy, path_template: str, gone_template: str, parents: list[str],
-                        context_key: str, noun: str, listing: Listing, workers: int) -> Listing:
+                        context_key: str, noun: str, listing: Listing, workers: int,
+                        one_record: bool = False) -> Listing:
         """One unpaginated GET per parent (the application credentials of each user), `workers` at a time.
         Each page keeps its parent's id beside its records (`auditor_context`, under `context_key`), since
         the records may not say whose they are. A parent that vanished since it was listed (a 404, and a 404
         for `gone_template` too) has none; any other failure is recorded, one error per HTTP status, and the
-        other parents are still listed."""
+        other parents are still listed. With `one_record` each answer is one record (see fetch)."""
         started = time.monotonic()
         parents = list(dict.fromkeys(parents))
         total = len(parents)
@@ -505,7 +536,7 @@ class Pager:
             probe = Listing(listing.resource_type, listing.key, id_key=listing.id_key)
             path = path_template.format(parent)
             try:
-                body, info = self.fetch(proxy, path, {}, probe, small=True)
+                body, info = self.fetch(proxy, path, {}, probe, small=True, one_record=one_record)
                 return parent, path, body, info, probe.requests, None, False
             except PageFailed as exc:
                 # A 404 means "none" only when the parent itself is gone (deleted since it was listed);
@@ -517,6 +548,7 @@ class Pager:
             for parent, path, body, info, requests_made, failure, gone in pool.map(one, parents):
                 listing.requests += requests_made
                 if failure is None:
+                    listing.seen_ids = set()  # records repeat across parents (the same project in two access lists)
                     try:
                         self._keep(listing, path, body, info, {context_key: parent})
                         if info.truncated:

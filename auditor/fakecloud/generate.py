@@ -3,7 +3,8 @@
 `generate_cloud(servers, seed)` returns in memory what a fixture directory holds (docs/fake-cloud.md): the
 `cloud.json` object under "cloud" and each resource file's items, as a plain list, under the file's name
 ("projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
-"ports", "floating_ips", "networks", "subnets", "routers", "address_groups"). Items have the key sets and
+"ports", "floating_ips", "networks", "subnets", "routers", "address_groups", "users",
+"application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types"). Items have the key sets and
 value types of the real API responses: servers as `GET /servers/detail` at microversion 2.96 seen by an admin,
 flavors at 2.75, Neutron items with both `project_id` and `tenant_id`, security groups with their rules
 embedded.
@@ -41,6 +42,8 @@ Ratios for N servers:
   disabled and ~2% with no groups. One network:dhcp port per network.
 - floating IPs: ~10% of the servers that have ports (bound to their first port, also listed in the
   server's `addresses`) plus max(2, N // 250) unbound ones.
+- users, application credentials: see `_identity`; volumes, snapshots, backups and volume types: see
+  generate_volumes.py.
 """
 
 import base64
@@ -49,6 +52,8 @@ import hashlib
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+
+from auditor.fakecloud.generate_volumes import block_storage
 
 BASE_URL = "http://openstack.example.com"
 COMPUTE_URL = BASE_URL + "/compute"
@@ -242,6 +247,7 @@ class _Builder:
         self._unbound_floating_ips()
         self._networking()  # these last: the records above draw the same random numbers as before they existed
         self._identity()
+        storage = block_storage(self)
         return {
             "cloud": self._cloud(),
             "projects": self.projects,
@@ -259,6 +265,7 @@ class _Builder:
             "address_groups": self.address_groups,
             "users": self.users,
             "application_credentials": self.application_credentials,
+            **storage,
         }
 
     def _timestamps(self):

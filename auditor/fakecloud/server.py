@@ -1,4 +1,5 @@
-"""A fake OpenStack cloud over real HTTP: Keystone v3, Nova v2.1, Glance v2 and Neutron v2.0 on one port.
+"""A fake OpenStack cloud over real HTTP: Keystone v3, Nova v2.1, Glance v2, Neutron v2.0 and Cinder v3
+(blockstorage.py) on one port.
 
 It serves a fixture (fixture.py) or a synthetic cloud (generate.py) with the pagination, scoping and
 microversion behaviour of the real services, and injects faults per path so tests can prove how the
@@ -22,7 +23,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from auditor.fakecloud.blockstorage import BlockStorage
 from auditor.fakecloud.faults import Fault
+from auditor.fakecloud.pages import (
+    Collection,
+    HTTPError,
+    error_body,
+    flag,
+    int_param,
+    json_response,
+    parse_version,
+    public,
+)
 from auditor.fakecloud.generate import IDENTITY_URL, role_id
 
 NOVA_MAX_PAGE = 1000  # nova's default max_limit
@@ -49,26 +61,6 @@ NETWORK_EXTENSIONS = ("security-group", "port-security", "router", "external-net
 NETWORK_EXTENSION_OF = {"routers": "router", "floatingips": "router", "address-groups": "address-group"}
 
 
-class _Collection:
-    """One resource list, serialized once; pages are slices joined as bytes."""
-
-    def __init__(self, items: list[dict], owner_key: str | None, seen_by_all=None):
-        self.items = items
-        self.owner_key = owner_key
-        self.seen_by_all = seen_by_all or (lambda item: False)  # listed to every project, as Neutron does
-        self.blobs = [orjson.dumps(_public(item)) for item in items]
-        self._views: dict = {}
-
-    def view(self, name, predicate) -> tuple[list[int], dict[str, int]]:
-        """Indexes of the items that pass `predicate`, cached under `name`, with a marker -> position map."""
-        cached = self._views.get(name)
-        if cached is None:
-            indexes = [i for i, item in enumerate(self.items) if predicate(item)]
-            positions = {str(self.items[i].get("id")): n for n, i in enumerate(indexes)}
-            cached = self._views[name] = (indexes, positions)
-        return cached
-
-
 class _Identity:
     """Keystone's users, roles and effective role assignments (with names), built from the fixture: the
     users of users.json and those who log in (cloud.json), each with the roles it holds per project
@@ -85,7 +77,7 @@ class _Identity:
                     "default_project_id": login.get("default_project_id"), "password_expires_at": None,
                     "options": {}, "links": {"self": f"{IDENTITY_URL}/v3/users/{login['id']}"},
                 }
-        self.users = [_public(u) for u in listed.values()]
+        self.users = [public(u) for u in listed.values()]
         self.user_ids = set(listed)
         names = sorted({r for held in holdings.values() for roles in held.values() for r in roles})
         self.roles = fixture.get("roles") or [
@@ -108,23 +100,11 @@ class _Identity:
                     })
         self.credentials: dict[str, list] = {}
         for credential in fixture.get("application_credentials", []):
-            self.credentials.setdefault(credential.get("_user_id"), []).append(_public(credential))
+            self.credentials.setdefault(credential.get("_user_id"), []).append(public(credential))
 
 
 def _shared_network(network: dict) -> bool:
     return bool(network.get("shared") or network.get("router:external"))
-
-
-def _public(item: dict) -> dict:
-    return {k: v for k, v in item.items() if not k.startswith("_")}
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 class FakeCloud:
@@ -134,7 +114,7 @@ class FakeCloud:
         self.fixture = fixture
         self.cloud = dict(fixture["cloud"])  # tests change settings per server, never the shared fixture
         self.region = self.cloud.get("region", "RegionOne")
-        self.max_microversion = _parse_version(self.cloud.get("compute_max_microversion", "2.96"))
+        self.max_microversion = parse_version(self.cloud.get("compute_max_microversion", "2.96"))
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query) of every request served
         self._lock = threading.Lock()
@@ -144,29 +124,30 @@ class FakeCloud:
         # Neutron's default policy shows a subnet to its owner and on shared networks, not on external ones.
         shared_networks = {n.get("id") for n in fixture.get("networks", []) if n.get("shared")}
         self.collections = {
-            "servers": _Collection(fixture.get("servers", []), "tenant_id"),
-            "flavors": _Collection(fixture.get("flavors", []), None),
-            "server_groups": _Collection(fixture.get("server_groups", []), "project_id"),
-            "images": _Collection(fixture.get("images", []), "owner"),
-            "security_groups": _Collection(
+            "servers": Collection(fixture.get("servers", []), "tenant_id"),
+            "flavors": Collection(fixture.get("flavors", []), None),
+            "server_groups": Collection(fixture.get("server_groups", []), "project_id"),
+            "images": Collection(fixture.get("images", []), "owner"),
+            "security_groups": Collection(
                 fixture.get("security_groups", []) if self.cloud.get("embed_security_group_rules", True)
                 else [{k: v for k, v in g.items() if k != "security_group_rules"}
                       for g in fixture.get("security_groups", [])],
                 "project_id",
             ),
-            "security_group_rules": _Collection(
+            "security_group_rules": Collection(
                 [r for g in fixture.get("security_groups", []) for r in g.get("security_group_rules", [])],
                 "project_id",
             ),
-            "ports": _Collection(fixture.get("ports", []), "project_id"),
-            "floatingips": _Collection(fixture.get("floating_ips", []), "project_id"),
-            "networks": _Collection(fixture.get("networks", []), "project_id", _shared_network),
-            "subnets": _Collection(fixture.get("subnets", []), "project_id",
+            "ports": Collection(fixture.get("ports", []), "project_id"),
+            "floatingips": Collection(fixture.get("floating_ips", []), "project_id"),
+            "networks": Collection(fixture.get("networks", []), "project_id", _shared_network),
+            "subnets": Collection(fixture.get("subnets", []), "project_id",
                                    lambda subnet: subnet.get("network_id") in shared_networks),
-            "routers": _Collection(fixture.get("routers", []), "project_id"),
-            "address_groups": _Collection(fixture.get("address_groups", []), "project_id"),
+            "routers": Collection(fixture.get("routers", []), "project_id"),
+            "address_groups": Collection(fixture.get("address_groups", []), "project_id"),
         }
-        self._legacy_servers: _Collection | None = None
+        self.block_storage = BlockStorage(self, fixture)
+        self._legacy_servers: Collection | None = None
         self._request = threading.local()  # the fault (if any) of the request this thread serves
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -242,7 +223,7 @@ class FakeCloud:
             auth_type = "password"
         return {"auth_type": auth_type, "auth": auth, "region_name": self.region, "identity_api_version": 3}
 
-    def _paging_fault(self) -> str | None:
+    def paging_fault(self) -> str | None:
         fault = getattr(self._request, "fault", None)
         return fault.paging if fault is not None else None
 
@@ -272,6 +253,8 @@ class FakeCloud:
             return self._image(parts[1:], query, token)
         if service == "network":
             return self._network(parts[1:], query, token)
+        if service == "volume":
+            return self.block_storage.handle(parts[1:], query, headers, token)
         raise HTTPError(404, f"no service at /{service}")
 
     def _token(self, headers) -> Token:
@@ -283,16 +266,17 @@ class FakeCloud:
     # -- keystone --------------------------------------------------------------------------------------
     def _identity(self, method, parts, query, headers, body):
         if not parts:
-            return _json(300, {"versions": {"values": [self._identity_version()]}})
+            return json_response(300, {"versions": {"values": [self._identity_version()]}})
         if parts == ["v3"]:
-            return _json(200, {"version": self._identity_version()})
+            return json_response(200, {"version": self._identity_version()})
         if parts == ["v3", "auth", "tokens"] and method == "POST":
             return self._issue_token(body)
         token = self._token(headers)
         if parts == ["v3", "auth", "tokens"] and method == "GET":
-            return _json(200, {"token": self._token_body(self._tokens[headers.get("X-Subject-Token", "")])})
+            return json_response(200, {"token": self._token_body(self._tokens[headers.get("X-Subject-Token", "")])})
         if parts == ["v3", "projects"]:
-            if not token.is_admin:
+            # `project_list_role`: a role Keystone's policy lets list every project, as a reader's may
+            if not token.is_admin and self.cloud.get("project_list_role") not in token.roles:
                 raise HTTPError(403, "You are not authorized to perform the requested action: identity:list_projects.")
             projects = list(self.projects.values())
             limit = self.cloud.get("keystone_list_limit")
@@ -302,12 +286,12 @@ class FakeCloud:
             payload = {"projects": projects, "links": {"self": f"{self.url}/identity/v3/projects", "next": None, "previous": None}}
             if truncated:
                 payload["truncated"] = True
-            return _json(200, payload)
+            return json_response(200, payload)
         if parts == ["v3", "users"] or parts == ["v3", "roles"] or parts == ["v3", "role_assignments"]:
             if not token.is_admin:
                 raise HTTPError(403, f"You are not authorized to perform the requested action: "
                                      f"identity:list_{parts[1]}.")
-            if parts[1] == "role_assignments" and not (_flag(query, "effective") and _flag(query, "include_names")):
+            if parts[1] == "role_assignments" and not (flag(query, "effective") and flag(query, "include_names")):
                 raise HTTPError(400, "the fake cloud serves effective role assignments with names only")
             items = {"users": self.identity.users, "roles": self.identity.roles,
                      "role_assignments": self.identity.assignments}[parts[1]]
@@ -318,7 +302,7 @@ class FakeCloud:
             user = next((u for u in self.identity.users if u["id"] == parts[2]), None)
             if user is None:
                 raise HTTPError(404, f"Could not find user: {parts[2]}.")
-            return _json(200, {"user": user})
+            return json_response(200, {"user": user})
         if len(parts) == 4 and parts[:2] == ["v3", "users"] and parts[3] == "application_credentials":
             if not token.is_admin and parts[2] != token.user["id"]:
                 raise HTTPError(403, "You are not authorized to perform the requested action: "
@@ -329,13 +313,13 @@ class FakeCloud:
                                        f"users/{parts[2]}/application_credentials")
         if parts in (["v3", "auth", "projects"], ["v3", "users", token.user["id"], "projects"]):
             ids = self._user_roles(token.user)
-            return _json(200, {"projects": [self.projects[i] for i in ids if i in self.projects], "links": {}})
+            return json_response(200, {"projects": [self.projects[i] for i in ids if i in self.projects], "links": {}})
         if len(parts) == 3 and parts[:2] == ["v3", "projects"]:
             if parts[2] not in self.projects:
                 raise HTTPError(404, f"Could not find project: {parts[2]}.")
             if not token.is_admin and parts[2] != token.project["id"]:
                 raise HTTPError(403, "You are not authorized to perform the requested action: identity:get_project.")
-            return _json(200, {"project": self.projects[parts[2]]})
+            return json_response(200, {"project": self.projects[parts[2]]})
         raise HTTPError(404, "The resource could not be found.")
 
     def _keystone_list(self, key: str, items: list, path: str | None = None):
@@ -345,7 +329,7 @@ class FakeCloud:
                    "links": {"self": f"{self.url}/identity/v3/{path or key}", "next": None, "previous": None}}
         if limit and len(items) > limit:
             payload["truncated"] = True
-        return _json(200, payload)
+        return json_response(200, payload)
 
     def _identity_version(self):
         return {
@@ -444,6 +428,7 @@ class FakeCloud:
             ("compute", "nova", "/compute/v2.1"),
             ("image", "glance", "/image"),
             ("network", "neutron", "/network"),
+            ("block-storage", "cinderv3", "/volume/v3"),
         ) if kind not in missing]
 
     # -- nova ------------------------------------------------------------------------------------------
@@ -464,12 +449,12 @@ class FakeCloud:
                 "links": [{"rel": "self", "href": f"{self.url}/compute/v2.1/"}],
             }
             if not parts:
-                return _json(200, {"versions": [doc]})
-            return _json(200, {"version": doc})
+                return json_response(200, {"versions": [doc]})
+            return json_response(200, {"version": doc})
         if parts[0] != "v2.1":
             raise HTTPError(404, "not found")
         resource = parts[1:]
-        all_projects = _flag(query, "all_tenants") or _flag(query, "all_projects")
+        all_projects = flag(query, "all_tenants") or flag(query, "all_projects")
         if all_projects and not token.is_admin:
             raise HTTPError(
                 403, "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed."
@@ -478,7 +463,7 @@ class FakeCloud:
             collection = self.collections["servers"]
             if version < EMBEDDED_FLAVOR_MICROVERSION:
                 collection = self._legacy_server_collection()
-            return self._marker_page(
+            return self.marker_page(
                 collection, "servers", query, token, all_projects, NOVA_MAX_PAGE, NOVA_MAX_PAGE,
                 f"{self.url}/compute/v2.1/servers/detail", version_headers, links_key="servers_links",
             )
@@ -512,8 +497,8 @@ class FakeCloud:
             else:
                 project = token.project.get("id")
                 view = collection.view(f"project:{project}", lambda g: g.get("project_id") == project)
-            limit = _int(query, "limit", NOVA_MAX_PAGE, NOVA_MAX_PAGE)
-            offset = 0 if self._paging_fault() == "ignore_offset" else _int(query, "offset", 0, None)
+            limit = int_param(query, "limit", NOVA_MAX_PAGE, NOVA_MAX_PAGE)
+            offset = 0 if self.paging_fault() == "ignore_offset" else int_param(query, "offset", 0, None)
             chosen = view[0][offset : offset + limit]
             body = b'{"server_groups": [' + b", ".join(collection.blobs[i] for i in chosen) + b"]}"
             return 200, version_headers, body
@@ -532,14 +517,14 @@ class FakeCloud:
         if requested == "latest":
             return self.max_microversion
         try:
-            version = _parse_version(requested)
+            version = parse_version(requested)
         except ValueError:
             raise HTTPError(400, f"Invalid API version request string {requested!r}") from None
         if not (2, 1) <= version <= self.max_microversion:
             raise HTTPError(406, f"Version {requested} is not supported by the API.")
         return version
 
-    def _legacy_server_collection(self) -> _Collection:
+    def _legacy_server_collection(self) -> Collection:
         """Servers as Nova returns them before 2.47: the flavor by id and links, not embedded."""
         if self._legacy_servers is None:
             by_name = {f["name"]: f["id"] for f in self.fixture.get("flavors", [])}
@@ -550,7 +535,7 @@ class FakeCloud:
                     flavor_id = by_name.get(flavor["original_name"])
                     flavor = {"id": flavor_id, "links": [{"rel": "bookmark", "href": f"{self.url}/compute/flavors/{flavor_id}"}]} if flavor_id else {}
                 legacy.append(dict(server, flavor=flavor))
-            self._legacy_servers = _Collection(legacy, "tenant_id")
+            self._legacy_servers = Collection(legacy, "tenant_id")
         return self._legacy_servers
 
     # -- glance ----------------------------------------------------------------------------------------
@@ -559,7 +544,7 @@ class FakeCloud:
             versions = [
                 {"id": "v2.16", "status": "CURRENT", "links": [{"rel": "self", "href": f"{self.url}/image/v2/"}]},
             ]
-            return _json(300, {"versions": versions})
+            return json_response(300, {"versions": versions})
         if parts != ["v2", "images"]:
             raise HTTPError(404, "The resource could not be found.")
         collection = self.collections["images"]
@@ -588,7 +573,7 @@ class FakeCloud:
             )
 
         view = collection.view(f"{visibility}:{hidden}:{project}:{admin}", visible)
-        limit = _int(query, "limit", GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE)
+        limit = int_param(query, "limit", GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE)
         indexes, positions = view
         start = self._marker_start(query, positions)
         chosen = indexes[start : start + limit]
@@ -605,9 +590,9 @@ class FakeCloud:
     # -- neutron ---------------------------------------------------------------------------------------
     def _network(self, parts, query, token: Token):
         if not parts:
-            return _json(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{self.url}/network/v2.0/"}]}]})
+            return json_response(200, {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{self.url}/network/v2.0/"}]}]})
         if parts == ["v2.0"]:
-            return _json(200, {"resources": []})
+            return json_response(200, {"resources": []})
         if parts[0] != "v2.0" or len(parts) != 2:
             raise HTTPError(404, "The resource could not be found.")
         names = {
@@ -623,19 +608,19 @@ class FakeCloud:
         absent = set(self.cloud.get("network_extensions_without", ()))
         if parts[1] == "extensions":
             offered = [alias for alias in NETWORK_EXTENSIONS if alias not in absent]
-            return _json(200, {"extensions": [{"alias": alias, "name": alias, "description": "", "links": [],
+            return json_response(200, {"extensions": [{"alias": alias, "name": alias, "description": "", "links": [],
                                                "updated": "2024-01-01T00:00:00-00:00"} for alias in offered]})
         key = names.get(parts[1])
         if key is None or NETWORK_EXTENSION_OF.get(parts[1]) in absent:
             raise HTTPError(404, "The resource could not be found.")
         # Neutron has no page cap unless the client sends `limit`; then it pages by marker.
-        return self._marker_page(
+        return self.marker_page(
             self.collections[key], key, query, token, token.is_admin, None, None,
             f"{self.url}/network/v2.0/{parts[1]}", {}, links_key=f"{key}_links", project_filter=True,
         )
 
     # -- paging ----------------------------------------------------------------------------------------
-    def _marker_page(self, collection, key, query, token, all_projects, default, maximum, base, headers,
+    def marker_page(self, collection, key, query, token, all_projects, default, maximum, base, headers,
                      links_key, project_filter=False):
         owner = collection.owner_key
         wanted = (query.get("project_id") or query.get("tenant_id") or [None])[0]
@@ -651,9 +636,9 @@ class FakeCloud:
 
     def _page(self, collection, view, key, query, default, maximum, base, headers, links_key):
         indexes, positions = view
-        limit = _int(query, "limit", default, maximum)
+        limit = int_param(query, "limit", default, maximum)
         paged = limit is not None
-        if paged and self._paging_fault() == "endless":
+        if paged and self.paging_fault() == "endless":
             return self._endless_page(collection, indexes, key, limit, base, headers, links_key, query)
         start = self._marker_start(query, positions)
         chosen = indexes[start : start + limit] if paged else indexes[start:]
@@ -674,7 +659,7 @@ class FakeCloud:
 
     def _misbehave(self, query, indexes, chosen, limit, next_marker, collection):
         """The paging faults that keep serving fixture records: (records to serve, next marker)."""
-        fault = self._paging_fault()
+        fault = self.paging_fault()
         marker = (query.get("marker") or [None])[0]
         if marker is None or fault not in ("repeat_marker", "repeat_page"):
             return chosen, next_marker
@@ -685,7 +670,7 @@ class FakeCloud:
     def _endless_page(self, collection, indexes, key, limit, base, headers, links_key, query):
         """A full page of records never seen before, linking to yet another page."""
         template = collection.items[indexes[0]] if indexes else {"name": "endless"}
-        records = [dict(_public(template), id=str(uuid.uuid4())) for _ in range(limit)]
+        records = [dict(public(template), id=str(uuid.uuid4())) for _ in range(limit)]
         body = orjson.dumps({key: records})[:-1]
         link = self._next_link(base, query, limit, records[-1]["id"])
         return 200, headers, body + b', "' + links_key.encode() + b'": ' + link + b"}"
@@ -738,7 +723,7 @@ def _make_handler(cloud: FakeCloud):
                     return
                 if fault.status:
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    self._send(fault.status, headers, _error_body(fault.status, "injected fault"))
+                    self._send(fault.status, headers, error_body(fault.status, "injected fault"))
                     return
                 if fault.malformed:
                     self._send(200, {}, b'{"truncated": [{"id": "')
@@ -748,10 +733,10 @@ def _make_handler(cloud: FakeCloud):
                     method, split.path, parse_qs(split.query, keep_blank_values=True), self.headers, body
                 )
             except HTTPError as exc:
-                self._send(exc.status, exc.headers, _error_body(exc.status, exc.message))
+                self._send(exc.status, exc.headers, error_body(exc.status, exc.message))
                 return
             except Exception as exc:  # a bug here must show as a 500, as a real service would answer
-                self._send(500, {}, _error_body(500, f"fake cloud error: {exc}"))
+                self._send(500, {}, error_body(500, f"fake cloud error: {exc}"))
                 return
             finally:
                 cloud._request.fault = None
@@ -781,34 +766,3 @@ def _make_handler(cloud: FakeCloud):
     return Handler
 
 
-def _json(status: int, payload) -> tuple[int, dict, bytes]:
-    return status, {}, json.dumps(payload).encode()
-
-
-def _error_body(status: int, message: str) -> bytes:
-    names = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 406: "notAcceptable",
-             429: "overLimit", 500: "computeFault", 503: "serviceUnavailable"}
-    return json.dumps({names.get(status, "error"): {"code": status, "message": message}}).encode()
-
-
-def _parse_version(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
-
-
-def _flag(query, name) -> bool:
-    values = query.get(name)
-    return bool(values) and values[0].lower() not in ("0", "false", "no", "off")
-
-
-def _int(query, name, default, maximum):
-    values = query.get(name)
-    if not values:
-        return default
-    try:
-        value = int(values[0])
-    except ValueError:
-        raise HTTPError(400, f"Invalid {name} value {values[0]!r}") from None
-    if value < 0:
-        raise HTTPError(400, f"{name} must be >= 0")
-    return min(value, maximum) if maximum else value

@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import yaml
 
-from auditor.collect.collector import IDENTITY_TYPES, RESOURCE_TYPES
+from auditor.collect.collector import CLOUD_SCOPE_TYPES, RESOURCE_TYPES
 from auditor.errors import RuleError
 from auditor.rules.catalog import (
     STATUSES,
@@ -166,7 +166,7 @@ def _load_inventory(con, case: dict, columns: dict[str, dict[str, str]]) -> None
                  snapshot.get("scope_project_ids"), now, now, snapshot["status"]])
     for resource_type in RESOURCE_TYPES:
         # As in a real snapshot, one of scope `projects` does not list Keystone's identity data.
-        uncollected = snapshot["scope"] == "projects" and resource_type in IDENTITY_TYPES
+        uncollected = snapshot["scope"] == "projects" and resource_type in CLOUD_SCOPE_TYPES
         state = incomplete.get(resource_type, "not collected" if uncollected else "complete")
         status, project = (state.get("status"), state.get("project")) if isinstance(state, dict) else (state, None)
         if status == "not collected":

@@ -254,9 +254,69 @@ TABLES = {
             list_sort(list_transform(s.roles, lambda r: r.id)) AS role_ids,
             s.access_rules, item AS raw""",
     ),
+    # Cinder: a project-scoped listing's pages say their project (`ctx`), which backups show admins only.
+    "volumes": (
+        {"id": "VARCHAR", "name": "VARCHAR", "os-vol-tenant-attr:tenant_id": "VARCHAR", "user_id": "VARCHAR",
+         "status": "VARCHAR", "size": "BIGINT", "availability_zone": "VARCHAR", "volume_type": "VARCHAR",
+         "volume_type_id": "VARCHAR", "bootable": "JSON", "encrypted": "BOOLEAN", "multiattach": "BOOLEAN",
+         "attachments": "JSON", "metadata": "JSON", "volume_image_metadata": "JSON", "snapshot_id": "VARCHAR",
+         "source_volid": "VARCHAR", "os-vol-host-attr:host": "VARCHAR", "migration_status": "VARCHAR",
+         "replication_status": "VARCHAR", "group_id": "VARCHAR", "description": "VARCHAR",
+         "created_at": "VARCHAR", "updated_at": "VARCHAR"},
+        f"""s.id, s.name, coalesce(s."os-vol-tenant-attr:tenant_id", ctx ->> 'project_id') AS project_id, s.user_id,
+            s.status, s.size AS size_gb, s.availability_zone, s.volume_type, s.volume_type_id,
+            CASE lower(s.bootable ->> '$') WHEN 'true' THEN true WHEN 'false' THEN false END AS bootable,
+            s.encrypted, s.multiattach,
+            CASE WHEN json_type(s.attachments) = 'ARRAY'
+                 THEN list_sort(list_distinct(json_extract_string(s.attachments, '$[*].server_id'))) END
+                AS attached_server_ids,
+            s.attachments, s.metadata, s.volume_image_metadata AS image_metadata, s.snapshot_id AS snapshot_source_id,
+            s.source_volid AS source_volume_id, s."os-vol-host-attr:host" AS backend_host, s.migration_status,
+            s.replication_status, s.group_id, s.description, {_ts('s.created_at')} AS created_at,
+            {_ts('s.updated_at')} AS updated_at, item AS raw""",
+    ),
+    "volume_snapshots": (
+        {"id": "VARCHAR", "name": "VARCHAR", "os-extended-snapshot-attributes:project_id": "VARCHAR",
+         "user_id": "VARCHAR", "volume_id": "VARCHAR", "status": "VARCHAR", "size": "BIGINT",
+         "os-extended-snapshot-attributes:progress": "VARCHAR", "metadata": "JSON", "group_snapshot_id": "VARCHAR",
+         "description": "VARCHAR", "created_at": "VARCHAR", "updated_at": "VARCHAR"},
+        f"""s.id, s.name, coalesce(s."os-extended-snapshot-attributes:project_id", ctx ->> 'project_id') AS project_id,
+            s.user_id, s.volume_id, s.status, s.size AS size_gb, s."os-extended-snapshot-attributes:progress" AS progress,
+            s.metadata, s.group_snapshot_id, s.description, {_ts('s.created_at')} AS created_at,
+            {_ts('s.updated_at')} AS updated_at, item AS raw""",
+    ),
+    "volume_backups": (
+        {"id": "VARCHAR", "name": "VARCHAR", "os-backup-project-attr:project_id": "VARCHAR", "user_id": "VARCHAR",
+         "volume_id": "VARCHAR", "snapshot_id": "VARCHAR", "status": "VARCHAR", "size": "BIGINT",
+         "is_incremental": "BOOLEAN", "has_dependent_backups": "BOOLEAN", "availability_zone": "VARCHAR",
+         "container": "VARCHAR", "object_count": "BIGINT", "metadata": "JSON", "fail_reason": "VARCHAR",
+         "description": "VARCHAR", "data_timestamp": "VARCHAR", "created_at": "VARCHAR", "updated_at": "VARCHAR"},
+        f"""s.id, s.name, coalesce(s."os-backup-project-attr:project_id", ctx ->> 'project_id') AS project_id,
+            s.user_id, s.volume_id, s.snapshot_id AS volume_snapshot_id, s.status, s.size AS size_gb,
+            s.is_incremental, s.has_dependent_backups, s.availability_zone, s.container, s.object_count, s.metadata,
+            s.fail_reason, s.description, {_ts('s.data_timestamp')} AS data_timestamp,
+            {_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at, item AS raw""",
+    ),
+    "volume_types": (
+        {"id": "VARCHAR", "name": "VARCHAR", "description": "VARCHAR", "is_public": "BOOLEAN",
+         "os-volume-type-access:is_public": "BOOLEAN", "extra_specs": "JSON", "qos_specs_id": "VARCHAR"},
+        """s.id, s.name, s.description, coalesce(s.is_public, s."os-volume-type-access:is_public") AS is_public,
+           s.extra_specs, s.qos_specs_id, item AS raw""",
+    ),
+    "volume_type_encryption": (
+        {"volume_type_id": "VARCHAR", "encryption_id": "VARCHAR", "provider": "VARCHAR", "cipher": "VARCHAR",
+         "key_size": "INTEGER", "control_location": "VARCHAR"},
+        """coalesce(s.volume_type_id, ctx ->> 'volume_type_id') AS volume_type_id, s.encryption_id, s.provider,
+           s.cipher, s.key_size, s.control_location, item AS raw""",
+    ),
+    "volume_type_access": (
+        {"volume_type_id": "VARCHAR", "project_id": "VARCHAR"},
+        "coalesce(s.volume_type_id, ctx ->> 'volume_type_id') AS volume_type_id, s.project_id, item AS raw",
+    ),
 }
 # Tables whose pages carry what the request asked for (auditor_context, see Listing.add_page) as `ctx`.
-_PAGE_CONTEXT = {"application_credentials"}
+_PAGE_CONTEXT = {"application_credentials", "volumes", "volume_snapshots", "volume_backups",
+                 "volume_type_encryption", "volume_type_access"}
 # Records without an id of their own: the key is made of their fields (over `s`, the typed record, and
 # over `p`, its top-level fields as JSON text), `<scope>/<users|groups>/<id>/roles/<role id>` as Keystone
 # names an assignment. Effective assignments repeat when a user holds a role by two paths (directly and
@@ -281,6 +341,11 @@ _DERIVED_KEYS = {
         + ")",
     ),
 }
+_DERIVED_KEYS["volume_type_access"] = (
+    "s.volume_type_id || '/' || s.project_id",
+    "to_json(CASE WHEN json_type(p.volume_type_id) = 'VARCHAR' AND json_type(p.project_id) = 'VARCHAR' "
+    "THEN (p.volume_type_id ->> '$') || '/' || (p.project_id ->> '$') END)",
+)
 _REPEATS_EXPECTED = {"role_assignments"}
 # Which copy of a record listed more than once (by several projects) is kept, where the copies differ: Neutron
 # says `shared` from the asking project's point of view, and a network shared with any project scanned is.
@@ -298,8 +363,11 @@ def _items_sql(key: str, pages: str, context: bool = False) -> str:
     """One row per record, `item` its raw JSON text, from `pages` (one body per row); with `context`, the
     page's auditor_context beside it as `ctx`."""
     schema = sql_literal(json.dumps({key: ["JSON"]}))
-    ctx = ", json_extract(body, '$.auditor_context') AS ctx" if context else ""
-    return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item{ctx} FROM {pages}'
+    if not context:
+        return f'SELECT unnest(json_transform(body, {schema})."{key}") AS item FROM {pages}'
+    # ctx is read once per page, before the unnest: read after it, every record would copy the whole page
+    return (f'SELECT unnest(items) AS item, ctx FROM (SELECT json_transform(body, {schema})."{key}" AS items, '
+            f"json_extract(body, '$.auditor_context') AS ctx FROM {pages})")
 
 
 def _embedded_rules_sql(pages: str) -> str:
@@ -395,7 +463,7 @@ def _probe(con, table: str, schema: dict, records: str) -> _Probe:
 
 
 def _schema_key(table: str) -> str:
-    return "zoneName" if table == "availability_zones" else "id"
+    return {"availability_zones": "zoneName", "volume_type_encryption": "volume_type_id"}.get(table, "id")
 
 
 def _struct_key(table: str) -> str:

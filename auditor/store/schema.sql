@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
     role_count BIGINT,
     role_assignment_count BIGINT,
     application_credential_count BIGINT,
+    volume_count BIGINT,                   -- these six: NULL before 0.2.0; encryption and access NULL when
+    volume_snapshot_count BIGINT,          -- not collected (a project-scoped snapshot)
+    volume_backup_count BIGINT,
+    volume_type_count BIGINT,
+    volume_type_encryption_count BIGINT,
+    volume_type_access_count BIGINT,
     error_count BIGINT,
     request_count BIGINT
 );
@@ -421,6 +427,109 @@ CREATE TABLE IF NOT EXISTS application_credentials (
     role_ids VARCHAR[],
     access_rules JSON,
     raw JSON                               -- never the secret
+);
+
+-- Cinder v3 block storage.
+CREATE TABLE IF NOT EXISTS volumes (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    user_id VARCHAR,
+    status VARCHAR,                        -- available, in-use, error, ...
+    size_gb BIGINT,
+    availability_zone VARCHAR,
+    volume_type VARCHAR,                   -- the type's name
+    volume_type_id VARCHAR,
+    bootable BOOLEAN,                      -- Cinder says "true"/"false" as strings
+    encrypted BOOLEAN,                     -- the volume's own flag: its type had encryption when it was made
+    multiattach BOOLEAN,
+    attached_server_ids VARCHAR[],         -- from attachments
+    attachments JSON,
+    metadata JSON,                         -- credential-like values masked
+    image_metadata JSON,                   -- volume_image_metadata: the image it was made from
+    snapshot_source_id VARCHAR,            -- the snapshot it was made from
+    source_volume_id VARCHAR,
+    backend_host VARCHAR,                  -- os-vol-host-attr:host (admins only)
+    migration_status VARCHAR,
+    replication_status VARCHAR,
+    group_id VARCHAR,
+    description VARCHAR,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS volume_snapshots (
+    snapshot_id BIGINT NOT NULL,           -- the auditor snapshot; `id` is Cinder's snapshot
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    user_id VARCHAR,
+    volume_id VARCHAR,
+    status VARCHAR,
+    size_gb BIGINT,
+    progress VARCHAR,
+    metadata JSON,                         -- credential-like values masked
+    group_snapshot_id VARCHAR,
+    description VARCHAR,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS volume_backups (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    project_id VARCHAR,
+    user_id VARCHAR,
+    volume_id VARCHAR,
+    volume_snapshot_id VARCHAR,            -- the Cinder snapshot it was taken from, if any
+    status VARCHAR,
+    size_gb BIGINT,
+    is_incremental BOOLEAN,
+    has_dependent_backups BOOLEAN,
+    availability_zone VARCHAR,
+    container VARCHAR,
+    object_count BIGINT,
+    metadata JSON,                         -- credential-like values masked
+    fail_reason VARCHAR,
+    description VARCHAR,
+    data_timestamp TIMESTAMP,              -- the point in time the backup holds
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS volume_types (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,
+    name VARCHAR,
+    description VARCHAR,
+    is_public BOOLEAN,
+    extra_specs JSON,                      -- admins see all; credential-like values masked
+    qos_specs_id VARCHAR,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS volume_type_encryption (
+    snapshot_id BIGINT NOT NULL,
+    volume_type_id VARCHAR,                -- one row per encrypted type; a type without a row has none
+    encryption_id VARCHAR,
+    provider VARCHAR,                      -- luks, plain, or a class path
+    cipher VARCHAR,
+    key_size INTEGER,
+    control_location VARCHAR,              -- front-end (Nova) or back-end
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS volume_type_access (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,                            -- <volume type id>/<project id>
+    volume_type_id VARCHAR,                -- a private type
+    project_id VARCHAR,                    -- a project allowed to use it
+    raw JSON
 );
 
 -- Rule evaluations (issue 3). One evaluation judges one snapshot with every enabled rule.

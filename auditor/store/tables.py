@@ -23,7 +23,8 @@ MANIFEST = {SNAPSHOT: "snapshots", EVALUATION: "evaluations"}  # written last: i
 RESOURCE_TABLES = (
     "projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
     "security_group_rules", "ports", "server_security_groups", "floating_ips", "networks", "subnets", "routers",
-    "address_groups", "users", "roles", "role_assignments", "application_credentials",
+    "address_groups", "users", "roles", "role_assignments", "application_credentials", "volumes",
+    "volume_snapshots", "volume_backups", "volume_types", "volume_type_encryption", "volume_type_access",
 )
 SNAPSHOT_TABLES = ("snapshots", "snapshot_resources", "collection_errors") + RESOURCE_TABLES
 EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers")

@@ -51,6 +51,13 @@ JSON_FIELD_KINDS = {
     ("role_assignments", "scope.domain"): ("object",),
     ("role_assignments", "scope.system"): ("object",),
     ("application_credentials", "access_rules"): ("array",),
+    ("volumes", "bootable"): ("string", "boolean"),  # Cinder says "true" or "false"
+    ("volumes", "attachments"): ("array",),
+    ("volumes", "metadata"): ("object",),
+    ("volumes", "volume_image_metadata"): ("object",),
+    ("volume_snapshots", "metadata"): ("object",),
+    ("volume_backups", "metadata"): ("object",),
+    ("volume_types", "extra_specs"): ("object",),
 }
 
 # A JSON value as json_transform gives it ("JSON" in a shape) is minified text, so its first character
