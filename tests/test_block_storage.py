@@ -42,7 +42,7 @@ def test_an_admin_snapshot_holds_every_projects_volumes_snapshots_backups_and_ty
         assert (encrypted, multiattach, volume_type, host) == (
             volume["encrypted"], volume["multiattach"], volume["volume_type"], True)
         assert servers == sorted({a["server_id"] for a in volume["attachments"]})
-    assert volumes["lab-shared-scratch"][5] and len(volumes["lab-shared-scratch"][4]) == 2
+    assert volumes["lab-shared-scratch"][3] and len(volumes["lab-shared-scratch"][4]) == 1  # multiattach
 
     # Encryption: one row per encrypted type, read from each type's own encryption call.
     encrypted_types = {t["id"]: t["_encryption"] for t in demo_fixture["volume_types"] if t.get("_encryption")}
@@ -245,3 +245,43 @@ def test_cinders_own_samples_are_stored_field_by_field(tmp_path, monkeypatch):
         encryption["key_size"], encryption["control_location"])]
     assert query(database, "SELECT volume_type_id, project_id FROM volume_type_access") == [
         (types[1]["id"], a["project_id"]) for a in access]
+
+
+def test_volume_rules_skip_what_cinder_did_not_give_and_judge_the_rest(tmp_path, monkeypatch, demo_fixture):
+    from auditor.config import RulesSettings
+    from auditor.rules.evaluate import evaluate, load_ruleset
+
+    rules = load_ruleset(RulesSettings())
+    volume_rules = ("volume_encrypted", "volume_attached", "volume_not_multiattach", "volume_in_use_has_backup",
+                    "volume_metadata_has_no_credentials")
+    snapshot_rules = ("volume_snapshot_metadata_has_no_credentials", "volume_snapshot_has_volume")
+
+    def statuses(database, snapshot_id):
+        [evaluation] = evaluate(database, rules, [snapshot_id])
+        found: dict[str, set] = {}
+        for rule_id, status in query(database, "SELECT rule_id, status FROM findings WHERE evaluation_id = ?",
+                                     [evaluation.evaluation_id]):
+            found.setdefault(rule_id, set()).add(status)
+        return found
+
+    # Cinder failing its volume listing: every rule reading volumes skips, never passes; snapshots' metadata is
+    # still judged.
+    database, result, listed, _ = _snapshot(demo_fixture, tmp_path / "broken", monkeypatch, faults=[
+        {"path": r"^/volume/v3/volumes/detail", "status": 500}])
+    assert listed["volumes"] == "failed 0"
+    found = statuses(database, result.snapshot_id)
+    for rule_id in (*volume_rules, "volume_snapshot_has_volume"):
+        assert found[rule_id] == {"skip"}, rule_id
+    assert found["volume_snapshot_metadata_has_no_credentials"] == {"pass", "fail"}
+
+    # A snapshot Cinder narrowed to one project judges nothing as if it were the cloud.
+    fixture = copy.deepcopy(demo_fixture)
+    fixture["cloud"]["cinder_admin_role"] = "cinder-admin"
+    database, result, _, _ = _snapshot(fixture, tmp_path / "narrowed", monkeypatch)
+    found = statuses(database, result.snapshot_id)
+    assert all(found[rule_id] == {"skip"} for rule_id in (*volume_rules, *snapshot_rules))
+
+    # A member's snapshot judges its projects' volumes.
+    database, result, _, _ = _snapshot(demo_fixture, tmp_path / "alice", monkeypatch, user="alice")
+    found = statuses(database, result.snapshot_id)
+    assert found["volume_encrypted"] == {"pass", "fail"} and found["volume_in_use_has_backup"] >= {"pass", "fail"}

@@ -44,6 +44,15 @@ CREATE OR REPLACE {{temp}}MACRO is_public_ip(address) AS
         ELSE NOT regexp_matches(address, '^(0|10|127|22[4-9]|2[3-5][0-9])\.|^(169\.254|192\.168|172\.(1[6-9]|2[0-9]|3[01])|100\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7]))\.')
     END;
 
+-- The keys of a JSON object whose value the snapshot writer masked (auditor/redact.py), sorted; [] for none.
+CREATE OR REPLACE {{temp}}MACRO redacted_keys(mapping) AS
+    CASE WHEN contains(CAST(mapping AS VARCHAR), '[REDACTED]') THEN  -- cheap: parse only the candidates
+        coalesce(list_sort(list_transform(
+            list_filter(map_entries(try_cast(mapping AS MAP(VARCHAR, JSON))),
+                        lambda e: e.value = '"[REDACTED]"'::JSON),
+            lambda e: e.key)), [])
+    ELSE []::VARCHAR[] END;
+
 CREATE OR REPLACE {{temp}}MACRO port_label(id, name, network_id) AS
     'port ' || id || CASE WHEN coalesce(name, '') <> '' THEN ' (' || name || ')' ELSE '' END
     || ' on network ' || coalesce(network_id, 'unknown');

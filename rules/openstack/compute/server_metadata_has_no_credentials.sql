@@ -21,30 +21,23 @@ references:
   - https://docs.openstack.org/nova/latest/user/metadata.html
   - https://docs.openstack.org/barbican/latest/
 ---*/
-WITH redacted AS (
-    SELECT id,
-           list_sort(list_transform(
-               list_filter(map_entries(json_transform(metadata, '"MAP(VARCHAR, VARCHAR)"')),
-                           lambda e: e.value = '[REDACTED]'),
-               lambda e: e.key)) AS keys
-    FROM servers
-    WHERE contains(CAST(metadata AS VARCHAR), '[REDACTED]')  -- cheap pre-filter: parse only candidates
+WITH judged AS (
+    SELECT *, redacted_keys(metadata) AS keys FROM servers
 )
-SELECT s.id AS resource_id,
-       s.name AS resource_name,
-       s.project_id,
-       CASE WHEN coalesce(len(r.keys), 0) > 0 THEN 'fail'
-            WHEN s.down_cell THEN 'skip'
+SELECT id AS resource_id,
+       name AS resource_name,
+       project_id,
+       CASE WHEN len(keys) > 0 THEN 'fail'
+            WHEN down_cell THEN 'skip'
             ELSE 'pass' END AS status,
-       'Server ' || coalesce(s.name, '') || ' (' || s.id || ') ' ||
-       CASE WHEN coalesce(len(r.keys), 0) > 0
-                THEN 'has credential-like metadata: ' || array_to_string(r.keys, ', ')
+       'Server ' || coalesce(name, '') || ' (' || id || ') ' ||
+       CASE WHEN len(keys) > 0
+                THEN 'has credential-like metadata: ' || array_to_string(keys, ', ')
                      || ' (value redacted in the snapshot).'
-            WHEN s.down_cell
+            WHEN down_cell
                 THEN 'is in a cell that did not answer: its metadata is not known.'
-            WHEN s.metadata IS NULL OR coalesce(len(json_keys(s.metadata)), 0) = 0
+            WHEN metadata IS NULL OR coalesce(len(json_keys(metadata)), 0) = 0
                 THEN 'has no metadata.'
             ELSE 'has no credential-like metadata.'
        END AS reason
-FROM servers s
-LEFT JOIN redacted r ON r.id = s.id
+FROM judged

@@ -19,11 +19,7 @@ references:
   - https://docs.openstack.org/api-ref/image/v2/
 ---*/
 WITH judged AS (
-    SELECT id, name, project_id,
-           list_sort(list_transform(
-               list_filter(map_entries(try_cast(properties AS MAP(VARCHAR, JSON))),
-                           lambda e: e.value = '"[REDACTED]"'::JSON),
-               lambda e: e.key)) AS keys
+    SELECT id, name, project_id, redacted_keys(properties) AS keys
     FROM images
 )
 SELECT id AS resource_id,
