@@ -1,5 +1,5 @@
 """Connect to one cloud region: clouds.yaml, the retry policy mounted in the transport, the token, and the
-compute microversion. Every failure here is one line naming the service and what happened."""
+compute and block-storage microversions. Every failure here is one line naming the service and what happened."""
 
 from __future__ import annotations
 

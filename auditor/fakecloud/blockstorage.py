@@ -19,11 +19,11 @@ CINDER_MAX_PAGE = 1000  # osapi_max_limit
 CINDER_MAX_MICROVERSION = (3, 71)
 _ADMIN_ONLY_VOLUME_KEYS = ("os-vol-host-attr:host", "os-vol-mig-status-attr:migstat",
                            "os-vol-mig-status-attr:name_id")
-# path under /v3 -> (collection, key of the list, field naming the owning project)
+# path under /v3 -> (collection, key of the list)
 _LISTS = {
-    "volumes/detail": ("volumes", "volumes", "os-vol-tenant-attr:tenant_id"),
-    "snapshots/detail": ("volume_snapshots", "snapshots", "os-extended-snapshot-attributes:project_id"),
-    "backups/detail": ("volume_backups", "backups", "os-backup-project-attr:project_id"),
+    "volumes/detail": ("volumes", "volumes"),
+    "snapshots/detail": ("volume_snapshots", "snapshots"),
+    "backups/detail": ("volume_backups", "backups"),
 }
 
 
@@ -64,7 +64,7 @@ class BlockStorage:
         admin = self.is_admin(token)
         path = "/".join(parts[1:])
         if path in _LISTS:
-            name, key, _ = _LISTS[path]
+            name, key = _LISTS[path]
             if name in ("volumes", "volume_backups") and not admin:
                 name += "_as_member"
             every = admin and flag(query, "all_tenants")  # anyone else: ignored, as Cinder does
@@ -128,4 +128,3 @@ class BlockStorage:
         if not (3, 0) <= version <= CINDER_MAX_MICROVERSION:
             raise HTTPError(406, f"Version {value.strip()} is not supported by the API.")
         return version
-

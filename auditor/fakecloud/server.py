@@ -25,6 +25,7 @@ import orjson
 
 from auditor.fakecloud.blockstorage import BlockStorage
 from auditor.fakecloud.faults import Fault
+from auditor.fakecloud.generate import IDENTITY_URL, role_id
 from auditor.fakecloud.pages import (
     Collection,
     HTTPError,
@@ -35,7 +36,6 @@ from auditor.fakecloud.pages import (
     parse_version,
     public,
 )
-from auditor.fakecloud.generate import IDENTITY_URL, role_id
 
 NOVA_MAX_PAGE = 1000  # nova's default max_limit
 GLANCE_DEFAULT_PAGE, GLANCE_MAX_PAGE = 25, 1000
@@ -142,7 +142,7 @@ class FakeCloud:
             "floatingips": Collection(fixture.get("floating_ips", []), "project_id"),
             "networks": Collection(fixture.get("networks", []), "project_id", _shared_network),
             "subnets": Collection(fixture.get("subnets", []), "project_id",
-                                   lambda subnet: subnet.get("network_id") in shared_networks),
+                                  lambda subnet: subnet.get("network_id") in shared_networks),
             "routers": Collection(fixture.get("routers", []), "project_id"),
             "address_groups": Collection(fixture.get("address_groups", []), "project_id"),
         }
@@ -621,7 +621,7 @@ class FakeCloud:
 
     # -- paging ----------------------------------------------------------------------------------------
     def marker_page(self, collection, key, query, token, all_projects, default, maximum, base, headers,
-                     links_key, project_filter=False):
+                    links_key, project_filter=False):
         owner = collection.owner_key
         wanted = (query.get("project_id") or query.get("tenant_id") or [None])[0]
         if wanted and (all_projects or project_filter) and (token.is_admin or wanted == token.project.get("id")):
@@ -764,5 +764,3 @@ def _make_handler(cloud: FakeCloud):
             self.wfile.write(b"0\r\n\r\n")
 
     return Handler
-
-

@@ -165,7 +165,7 @@ def _load_inventory(con, case: dict, columns: dict[str, dict[str, str]]) -> None
                 [SNAPSHOT_ID, snapshot["cloud"], snapshot["region"], snapshot["scope"],
                  snapshot.get("scope_project_ids"), now, now, snapshot["status"]])
     for resource_type in RESOURCE_TYPES:
-        # As in a real snapshot, one of scope `projects` does not list Keystone's identity data.
+        # As in a real snapshot, one of scope `projects` does not list what only admins may (CLOUD_SCOPE_TYPES).
         uncollected = snapshot["scope"] == "projects" and resource_type in CLOUD_SCOPE_TYPES
         state = incomplete.get(resource_type, "not collected" if uncollected else "complete")
         status, project = (state.get("status"), state.get("project")) if isinstance(state, dict) else (state, None)
