@@ -10,6 +10,7 @@ import json
 import random
 import re
 import shutil
+import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,7 +27,6 @@ from auditor.store.database import lake_path, open_for_writing, open_reader
 from auditor.pipeline import PruneResult, prune
 from auditor.store.retention import plan_retention
 from auditor.store.tables import table_columns
-from conftest import copy_store
 
 NOW = datetime(2025, 6, 30, 9, 0, tzinfo=UTC)
 NAIVE_NOW = NOW.replace(tzinfo=None)
@@ -220,14 +220,24 @@ def _write_year(database: Path, rows: dict[str, list[dict]]) -> None:
 @pytest.fixture(scope="module")
 def year(tmp_path_factory) -> tuple[Path, list[Snap]]:
     database = tmp_path_factory.mktemp("year") / "audit.duckdb"
-    return database, build_year(database)
+    snaps = build_year(database)
+    subprocess.run(["cp", "-al", str(database.parent), str(_pristine(database))], check=True)
+    return database, snaps
+
+
+def _pristine(database: Path) -> Path:
+    return database.parent.with_name(database.parent.name + "-pristine")
 
 
 @pytest.fixture
-def db(year, tmp_path) -> Path:
-    """A private copy of the year (its lake's files hard-linked: pruning removes links, never a shared file)."""
-    source, _ = year
-    return copy_store(source, tmp_path / "audit.duckdb", link=True)
+def db(year) -> Path:
+    """The year itself, put back afterwards from hard links taken once (pruning removes links, never rewrites
+    a file). Not a copy elsewhere: the catalog names the lake's absolute path, and a year's catalog takes half
+    a minute to build."""
+    database, _ = year
+    yield database
+    shutil.rmtree(database.parent)
+    subprocess.run(["cp", "-al", str(_pristine(database)), str(database.parent)], check=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

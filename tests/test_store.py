@@ -57,16 +57,21 @@ def test_every_text_column_is_free_of_demo_secrets(clouds_yaml, tmp_path, demo_f
     snapshot_into(database)
     secrets = ["hunter2", "ghp_", demo_fixture["cloud"]["users"][0]["password"]]
     secrets += [c["secret"] for c in demo_fixture["cloud"].get("application_credentials", [])]
-    columns = query(database, "SELECT table_name, column_name FROM information_schema.columns "
-                              "WHERE data_type IN ('VARCHAR', 'JSON', 'VARCHAR[]')")
-    assert len(columns) > 50
-    every_text = " UNION ALL ".join(
-        f"SELECT '{table}.{column}' AS place, CAST(\"{column}\" AS VARCHAR) AS text FROM \"{table}\""
-        for table, column in columns
-    )
-    hits = query(database, f"SELECT DISTINCT place, secret FROM ({every_text}), unnest(?::VARCHAR[]) AS s(secret) "
-                           "WHERE contains(text, secret)", [secrets])  # one pass over every column for all
-    assert hits == [], f"secrets found: {hits}"
+    columns = query(database, "SELECT table_name, list(column_name) FROM information_schema.columns "
+                              "WHERE data_type IN ('VARCHAR', 'JSON', 'VARCHAR[]') AND table_name NOT LIKE 'latest%' "
+                              "GROUP BY table_name")  # a latest_ view shows rows of its table
+    assert sum(len(names) for _, names in columns) > 50
+    con = duckdb.connect(str(database), read_only=True)
+    try:  # one query per table: a UNION of every column of every view took a minute to plan
+        for table, names in columns:
+            every_text = " UNION ALL ".join(f"SELECT '{table}.{name}' AS place, CAST(\"{name}\" AS VARCHAR) AS text "
+                                            f"FROM t" for name in names)
+            hits = con.execute(f"WITH t AS MATERIALIZED (SELECT * FROM \"{table}\") SELECT DISTINCT place, secret "
+                               f"FROM ({every_text}), unnest(?::VARCHAR[]) AS s(secret) WHERE contains(text, secret)",
+                               [secrets]).fetchall()
+            assert hits == [], f"secrets found: {hits}"
+    finally:
+        con.close()
     assert query(database, "SELECT count(*) FROM servers WHERE metadata->>'db_password' = '[REDACTED]'")[0][0] == 1
 
 
