@@ -120,4 +120,5 @@ SECRETS_BY_LISTING = {
     "volume_snapshots": RecordSecrets(masked_mappings=("metadata",)),
     "volume_backups": RecordSecrets(masked_mappings=("metadata",)),
     "volume_types": RecordSecrets(masked_mappings=("extra_specs",)),
+    "containers": RecordSecrets(masked_mappings=("metadata",)),  # masked when collected: here again, in case
 }

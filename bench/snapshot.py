@@ -25,7 +25,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import duckdb
 import yaml
@@ -85,6 +85,7 @@ def minimum_requests(counts: dict) -> int:
     total += sum(max(1, math.ceil(counts.get(r, 0) / cinder)) for r in ("volumes", "volume_snapshots",
                                                                          "volume_backups"))
     total += 1 + counts.get("volume_types", 0)  # the types, then each one's encryption (private ones' access: more)
+    total += counts.get("projects", 0) + counts.get("containers", 0)  # each account's listing; a HEAD per container
     return total + 2  # projects, availability zones (unpaginated)
 
 
@@ -99,12 +100,12 @@ class BareClient:
         self.bytes = 0
         self.requests = 0
 
-    def get(self, path: str) -> bytes:
+    def get(self, path: str, method: str = "GET") -> bytes:
         con = getattr(self.local, "con", None)
         if con is None:
             con = self.local.con = http.client.HTTPConnection(self.host, self.port)
-        con.request("GET", path, headers={"X-Auth-Token": self.token,
-                                          "OpenStack-API-Version": "compute 2.96"})
+        con.request(method, path, headers={"X-Auth-Token": self.token,
+                                           "OpenStack-API-Version": "compute 2.96"})
         body = con.getresponse().read()
         self.bytes += len(body)
         self.requests += 1
@@ -155,6 +156,23 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
             list(each.map(lambda user: client.get(f"/identity/v3/users/{user['id']}/application_credentials"),
                           users))
 
+    def object_storage():
+        projects = json.loads(client.get("/identity/v3/projects"))["projects"]
+
+        def account(project):
+            found, marker = [], ""
+            while True:
+                page = json.loads(client.get(f"/object/v1/AUTH_{project['id']}?format=json&limit={min(PAGE, 10000)}"
+                                             f"&marker={quote(marker)}") or b"[]")
+                found += [(project["id"], container["name"]) for container in page]
+                if len(page) < min(PAGE, 10000):
+                    return found
+                marker = page[-1]["name"]
+
+        with ThreadPoolExecutor(max_workers=4) as each:
+            every = [c for listed in each.map(account, projects) for c in listed]
+            list(each.map(lambda c: client.get(f"/object/v1/AUTH_{c[0]}/{quote(c[1], safe='')}", "HEAD"), every))
+
     jobs = [
         lambda: client.follow(f"/compute/v2.1/servers/detail?all_tenants=True&limit={PAGE}", "/compute/v2.1/servers/detail"),
         lambda: client.follow(f"/compute/v2.1/flavors/detail?is_public=None&limit={PAGE}", "/compute/v2.1/flavors/detail"),
@@ -175,6 +193,7 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
                                           f"/volume/v3/{path}")
           for path in ("volumes/detail", "snapshots/detail", "backups/detail")],
         volume_types,
+        object_storage,
     ]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:

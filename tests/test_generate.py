@@ -13,7 +13,7 @@ from auditor.fakecloud.generate import generate_cloud
 SAMPLES = Path(__file__).resolve().parent / "api-samples"
 RESOURCES = ("projects", "servers", "flavors", "availability_zones", "server_groups", "images",
              "security_groups", "ports", "floating_ips", "networks", "subnets", "routers", "address_groups", "users",
-             "application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types")
+             "application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types", "containers")
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -60,7 +60,8 @@ def test_ids_are_uuid4_from_the_seeded_rng_and_keystone_ids_are_hex(cloud):
         assert HEX32.fullmatch(project["id"])
     for user in cloud["cloud"]["users"]:
         assert HEX32.fullmatch(user["id"])
-    all_ids = [item["id"] for name in RESOURCES if name != "availability_zones" for item in cloud[name]]
+    all_ids = [item["id"] for name in RESOURCES if name not in ("availability_zones", "containers")
+               for item in cloud[name]]  # a container is named, not numbered
     assert len(all_ids) == len(set(all_ids))
 
 
@@ -95,7 +96,7 @@ def test_cloud_json(cloud):
     assert meta["keystone_list_limit"] is None
     admin, member = meta["users"]
     assert (admin["name"], admin["password"]) == ("admin", "synthetic-admin-password")
-    assert admin["roles"] == {admin_project["id"]: ["admin"]}
+    assert admin["roles"] == {admin_project["id"]: ["admin", "ResellerAdmin"]}
     assert admin["default_project_id"] == admin_project["id"]
     assert (member["name"], member["password"]) == ("member", "synthetic-member-password")
     assert member["roles"] == {member_project["id"]: ["member"]}
@@ -436,3 +437,23 @@ def test_block_storage_records_have_the_key_sets_of_the_api_samples_and_follow_t
     assert any(not t["is_public"] and t["_access"] for t in types.values())
     assert any(s["volume_id"] not in volumes for s in cloud["volume_snapshots"])
     assert all(b["volume_id"] in volumes for b in cloud["volume_backups"])
+
+
+def test_containers_spread_over_the_accounts_with_every_setting_the_rules_judge(cloud):
+    containers = cloud["containers"]
+    assert len(containers) == len(cloud["servers"]) // 2
+    projects = {p["id"] for p in cloud["projects"]}
+    per_account = Counter(c["_project_id"] for c in containers)
+    assert set(per_account) <= projects and max(per_account.values()) > 4 * min(per_account.values())
+    assert len({(c["_project_id"], c["name"]) for c in containers}) == len(containers)
+    headers = [c["_headers"] for c in containers]
+    reads = Counter(h.get("X-Container-Read") for h in headers)
+    assert reads[".r:*,.rlistings"] and reads[".r:*"] and reads[".rlistings"]
+    assert any(h.get("X-Container-Write") == "*:*" for h in headers)
+    names = {(c["_project_id"], c["name"]) for c in containers}
+    archives = [(c["_project_id"], h.get("X-Versions-Location") or h.get("X-History-Location"))
+                for c, h in zip(containers, headers) if h.get("X-Versions-Location") or h.get("X-History-Location")]
+    assert archives and all(archive in names for archive in archives)  # every archive exists
+    assert any(h.get("X-Container-Sync-Key") for h in headers) and any("X-Container-Meta-Db-Password" in h
+                                                                       for h in headers)
+    assert all(set(c) == {"_project_id", "name", "count", "bytes", "last_modified", "_headers"} for c in containers)

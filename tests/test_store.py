@@ -57,6 +57,9 @@ def test_every_text_column_is_free_of_demo_secrets(clouds_yaml, tmp_path, demo_f
     snapshot_into(database)
     secrets = ["hunter2", "ghp_", demo_fixture["cloud"]["users"][0]["password"]]
     secrets += [c["secret"] for c in demo_fixture["cloud"].get("application_credentials", [])]
+    secrets += [value for c in demo_fixture["containers"] for key, value in c["_headers"].items()
+                if key in ("X-Container-Sync-Key", "X-Container-Meta-Temp-Url-Key", "X-Container-Meta-Db-Password")]
+    assert len(secrets) >= 7
     columns = query(database, "SELECT table_name, list(column_name) FROM information_schema.columns "
                               "WHERE data_type IN ('VARCHAR', 'JSON', 'VARCHAR[]') AND table_name NOT LIKE 'latest%' "
                               "GROUP BY table_name")  # a latest_ view shows rows of its table

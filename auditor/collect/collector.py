@@ -32,6 +32,7 @@ from auditor.collect.connection import (
     harden,
     retry_policy,
 )
+from auditor.collect.object_storage import SWIFT_MAX_PAGE, account_urls, list_containers
 from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_lists, records_with_field
 from auditor.collect.retry import DeadlineReached, RetryPolicy
 from auditor.config import CloudTarget, CollectionSettings
@@ -69,6 +70,7 @@ RESOURCE_TYPES = {
     "volume_types": "volume_type_count",
     "volume_type_encryption": "volume_type_encryption_count",
     "volume_type_access": "volume_type_access_count",
+    "containers": "container_count",
 }
 # Listed in cloud scope only, since their APIs answer admins only: Keystone's users, roles, role assignments
 # and application credentials, and Cinder's volume type encryption and access lists. A project-scoped
@@ -192,6 +194,12 @@ class Collector:
             admin, projects = False, None
         else:
             admin, projects = self._cloud_projects(conn, pager, access, target)
+        swift = _ObjectStorage(offered=conn.has_service("object-store"), project_id=access.project_id)
+        if not swift.offered:
+            log.info("the service catalog has no object-store (Swift) in this region: no containers to list")
+        elif admin:
+            swift.projects = [p["id"] for p in _small_records(projects) if isinstance(p.get("id"), str)]
+            swift.projects_complete = projects.complete
         snapshot = RegionSnapshot(
             cloud=target.name,
             region=region or conn.config.region_name or "",
@@ -214,7 +222,7 @@ class Collector:
 
         futures: dict[str, list[Future]] = {}
         for unit in units:
-            for resource_type, job in self._jobs(unit, microversion, compute_failure, storage).items():
+            for resource_type, job in self._jobs(unit, microversion, compute_failure, storage, swift).items():
                 futures.setdefault(resource_type, []).append(self.pool.submit(_guarded, resource_type, unit, job))
         results: dict[str, list[Listing]] = {}
         for resource_type, pending in futures.items():
@@ -310,7 +318,7 @@ class Collector:
 
     # -- listings ------------------------------------------------------------------------------------
     def _jobs(self, unit: _Unit, microversion: str | None, compute_failure: str | None,
-              storage: "_BlockStorage") -> dict:
+              storage: "_BlockStorage", swift: "_ObjectStorage") -> dict:
         conn, pager, every = unit.conn, unit.pager, unit.all_projects
         page = self.settings.page_size
         compute = {"microversion": microversion} if microversion else {}
@@ -442,7 +450,30 @@ class Collector:
             "address_groups": extension("/address-groups", "address_groups", "address_groups", "address-group"),
             **({"users": users, "roles": roles, "role_assignments": role_assignments} if every else {}),
             **storage_jobs,
+            "containers": self._containers_job(unit, swift) if swift.offered else _nothing("containers", every),
         }
+
+    def _containers_job(self, unit: _Unit, swift: "_ObjectStorage"):
+        """Swift: in cloud scope every project's account, else the unit's project's own (object_storage.py)."""
+        def job():
+            listing = Listing("containers", "containers")
+            own = unit.pager.project_id or swift.project_id
+            try:
+                endpoint = unit.conn.object_store.get_endpoint()
+            except (ksa_exceptions.ClientException, openstack.exceptions.SDKException) as exc:
+                listing.fail(CollectionFailure("containers", unit.pager.project_id, None, "",
+                                               f"no object-store endpoint: {exc}"))
+                return listing
+            projects = swift.projects if unit.all_projects else [own]
+            accounts, unnamed = account_urls(endpoint, own, sorted(set(projects) | {own}))
+            if unnamed and unit.all_projects:
+                listing.fail(CollectionFailure("containers", None, None, endpoint, unnamed))
+            if unit.all_projects and not swift.projects_complete:
+                listing.fail(CollectionFailure("containers", None, None, "/projects", "the projects could not all "
+                                               "be listed, so neither could their containers"))
+            return list_containers(unit.pager, unit.conn.object_store, accounts, self.settings.concurrency,
+                                   min(self.settings.page_size, SWIFT_MAX_PAGE), listing)
+        return job
 
     def _block_storage_jobs(self, unit: _Unit, storage: "_BlockStorage") -> dict:
         """Cinder v3. Cinder answers `all_tenants` with every project's records for its admins only, and
@@ -569,6 +600,16 @@ class _BlockStorage:
     project_id: str | None  # the token's project: all that Cinder lists to others
     microversion: str | None = None
     failure: str | None = None  # why the API cannot be used
+
+
+@dataclass
+class _ObjectStorage:
+    """What the container listing needs to know before it starts."""
+
+    offered: bool  # the catalog has Swift in this region
+    project_id: str | None  # the token's project, whose account the catalog names
+    projects: list[str] = field(default_factory=list)  # cloud scope: every project listed
+    projects_complete: bool = True
 
 
 def _listed_with(resource_type: str, every: bool) -> tuple[str, ...]:

@@ -236,6 +236,16 @@ def _as_list(body: bytes, key: str) -> bytes:
     return orjson.dumps({key: [record] if record else []})
 
 
+def _under_key(body: bytes, key: str) -> bytes:
+    """A bare JSON list (or an empty answer: none) as a page listing its records under `key`."""
+    text = body.strip()
+    if not text:
+        return b'{"' + key.encode() + b'":[]}'
+    if not text.startswith(b"["):
+        raise ValueError("response is not a JSON list")
+    return b'{"' + key.encode() + b'":' + text + b"}"
+
+
 def _inspect_small(body: bytes, key: str, id_key: str) -> PageInfo | None:
     """inspect_page for a small unpaginated answer (one per user, say), read in Python: two DuckDB
     queries would cost more than the request. None when Python cannot read the page or it is not an object
@@ -316,11 +326,13 @@ class Pager:
         return dataclasses.replace(self, project_id=project_id)
 
     def fetch(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
-              small: bool = False, one_record: bool = False, **kwargs) -> tuple[bytes, PageInfo]:
+              small: bool = False, one_record: bool = False, bare_list: bool = False,
+              **kwargs) -> tuple[bytes, PageInfo]:
         """GET one page and check it; raises PageFailed (recorded by the caller) or CollectionCancelled.
         Transport failures are retried in the transport (auditor/collect/retry.py); a body that breaks off
         is retried here, with the same policy. With `one_record`, the answer is one object, not a list
-        (a volume type's encryption; `{}` for none), and the page returned lists it under the listing's key."""
+        (a volume type's encryption; `{}` for none), and the page returned lists it under the listing's key;
+        with `bare_list`, the answer is a JSON list itself (Swift's), or nothing at all (204)."""
         attempt = 0
         while True:
             attempt += 1
@@ -360,11 +372,29 @@ class Pager:
             try:
                 if one_record:
                     body = _as_list(body, listing.key)
+                elif bare_list:
+                    body = _under_key(body, listing.key)
                 info = (small and _inspect_small(body, listing.key, listing.id_key)) or \
                     inspect_page(body, listing.key, links_key, listing.id_key)
             except ValueError as exc:
                 raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
             return body, info
+
+    def head(self, proxy, url: str, listing: Listing) -> tuple[int, dict]:
+        """HEAD `url`: its status and headers. Raises PageFailed for no answer, CollectionCancelled when
+        stopped; the transport retries as for GET, and the caller judges the status."""
+        if self.stop.is_set():
+            raise CollectionCancelled("collection stopped before it finished; nothing was written")
+        self._check_deadline(listing, url)
+        listing.requests += 1
+        try:
+            response = proxy.head(url, raise_exc=False, connect_retries=0, status_code_retries=0, log=False)
+        except DeadlineReached as exc:
+            raise PageFailed(self._failure(listing, None, url, f"{exc}; stopped")) from None
+        except ksa_exceptions.ClientException as exc:
+            raise PageFailed(self._failure(listing, None, url, _request_failed(exc, self.policy))) from None
+        response.close()
+        return response.status_code, response.headers
 
     def _read_body(self, response, listing: Listing, path: str) -> bytes:
         limit = self.max_response_bytes

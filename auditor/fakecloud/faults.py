@@ -65,7 +65,8 @@ class Fault:
     def rewrite(self, payload: bytes) -> bytes:
         """The answer with `patch` applied to every record of its list and `oversize` bytes added."""
         body = orjson.loads(payload)
-        records = next((v for v in body.values() if isinstance(v, list)), None) if isinstance(body, dict) else None
+        records = body if isinstance(body, list) else \
+            next((v for v in body.values() if isinstance(v, list)), None) if isinstance(body, dict) else None
         if not records:
             return payload
         for record in records:

@@ -26,6 +26,7 @@ RESOURCE_FILES = {
     "volume_snapshots": ("volume_snapshots.json", "snapshots"),
     "volume_backups": ("volume_backups.json", "backups"),
     "volume_types": ("volume_types.json", "volume_types"),
+    "containers": ("containers.json", "containers"),
     "users": ("users.json", "users"),
     "roles": ("roles.json", "roles"),
     "application_credentials": ("application_credentials.json", "application_credentials"),

@@ -4,7 +4,8 @@
 `cloud.json` object under "cloud" and each resource file's items, as a plain list, under the file's name
 ("projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
 "ports", "floating_ips", "networks", "subnets", "routers", "address_groups", "users",
-"application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types"). Items have the key sets and
+"application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types", "containers"). Items have
+the key sets and
 value types of the real API responses: servers as `GET /servers/detail` at microversion 2.96 seen by an admin,
 flavors at 2.75, Neutron items with both `project_id` and `tenant_id`, security groups with their rules
 embedded.
@@ -43,7 +44,7 @@ Ratios for N servers:
 - floating IPs: ~10% of the servers that have ports (bound to their first port, also listed in the
   server's `addresses`) plus max(2, N // 250) unbound ones.
 - users, application credentials: see `_identity`; volumes, snapshots, backups and volume types: see
-  generate_volumes.py.
+  generate_volumes.py; containers: see generate_containers.py.
 """
 
 import base64
@@ -53,6 +54,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from auditor.fakecloud.generate_containers import containers
 from auditor.fakecloud.generate_volumes import block_storage
 
 BASE_URL = "http://openstack.example.com"
@@ -248,6 +250,7 @@ class _Builder:
         self._networking()  # these last: the records above draw the same random numbers as before they existed
         self._identity()
         storage = block_storage(self)
+        object_storage = containers(self)
         return {
             "cloud": self._cloud(),
             "projects": self.projects,
@@ -266,6 +269,7 @@ class _Builder:
             "users": self.users,
             "application_credentials": self.application_credentials,
             **storage,
+            "containers": object_storage,
         }
 
     def _timestamps(self):
@@ -1063,7 +1067,7 @@ class _Builder:
             expires = None if rnd() < 0.2 else ts[self._ts_index()]
             roles = {pid: ["member"]}
             if uid == self.admin_user_id:
-                roles = {pid: ["admin"]}
+                roles = {pid: ["admin", "ResellerAdmin"]}  # Swift's reseller admin: reads every account
             elif pidx not in (0, len(projects) - 1) and rnd() < 0.002:
                 roles[pid] = ["admin", "member"]
             enabled = uid in login or rnd() >= 0.03
@@ -1093,7 +1097,7 @@ class _Builder:
             "keystone_list_limit": None,
             "users": [
                 {"id": self.admin_user_id, "name": "admin", "password": ADMIN_PASSWORD, "domain": "Default",
-                 "roles": {admin_project: ["admin"]}, "default_project_id": admin_project},
+                 "roles": {admin_project: ["admin", "ResellerAdmin"]}, "default_project_id": admin_project},
                 {"id": self.member_user_id, "name": "member", "password": MEMBER_PASSWORD, "domain": "Default",
                  "roles": {member_project: ["member"]}, "default_project_id": member_project},
             ],

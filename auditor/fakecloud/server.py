@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import orjson
 
 from auditor.fakecloud.blockstorage import BlockStorage
+from auditor.fakecloud.objectstore import ObjectStore
 from auditor.fakecloud.faults import Fault
 from auditor.fakecloud.generate import IDENTITY_URL, role_id
 from auditor.fakecloud.pages import (
@@ -147,6 +148,7 @@ class FakeCloud:
             "address_groups": Collection(fixture.get("address_groups", []), "project_id"),
         }
         self.block_storage = BlockStorage(self, fixture)
+        self.object_store = ObjectStore(self, fixture)
         self._legacy_servers: Collection | None = None
         self._request = threading.local()  # the fault (if any) of the request this thread serves
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -255,6 +257,8 @@ class FakeCloud:
             return self._network(parts[1:], query, token)
         if service == "volume":
             return self.block_storage.handle(parts[1:], query, headers, token)
+        if service == "object":
+            return self.object_store.handle(method, parts[1:], query, token)
         raise HTTPError(404, f"no service at /{service}")
 
     def _token(self, headers) -> Token:
@@ -401,10 +405,10 @@ class FakeCloud:
         }
         if token.project:
             body["project"] = {"id": token.project["id"], "name": token.project["name"], "domain": domain}
-            body["catalog"] = self._catalog()
+            body["catalog"] = self._catalog(token.project["id"])
         return body
 
-    def _catalog(self):
+    def _catalog(self, project_id: str):
         def service(kind, name, path):
             return {
                 "type": kind,
@@ -429,6 +433,7 @@ class FakeCloud:
             ("image", "glance", "/image"),
             ("network", "neutron", "/network"),
             ("block-storage", "cinderv3", "/volume/v3"),
+            ("object-store", "swift", f"/object/v1/AUTH_{project_id}"),  # the token's project's account
         ) if kind not in missing]
 
     # -- nova ------------------------------------------------------------------------------------------
@@ -702,6 +707,9 @@ def _make_handler(cloud: FakeCloud):
         def do_POST(self):
             self._serve("POST")
 
+        def do_HEAD(self):
+            self._serve("HEAD")
+
         def _serve(self, method):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -755,6 +763,8 @@ def _make_handler(cloud: FakeCloud):
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if self.command == "HEAD":
+                return  # its headers only, whatever the answer
             if not chunked:
                 self.wfile.write(payload)
                 return

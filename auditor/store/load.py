@@ -313,6 +313,21 @@ TABLES = {
         {"volume_type_id": "VARCHAR", "project_id": "VARCHAR"},
         "coalesce(s.volume_type_id, ctx ->> 'volume_type_id') AS volume_type_id, s.project_id, item AS raw",
     ),
+    # Built by auditor/collect/object_storage.py from a container's listing entry and the headers of its HEAD.
+    "containers": (
+        {"id": "VARCHAR", "project_id": "VARCHAR", "name": "VARCHAR", "count": "BIGINT", "bytes": "BIGINT",
+         "last_modified": "VARCHAR", "created": "VARCHAR", "storage_policy": "VARCHAR", "read_acl": "VARCHAR",
+         "write_acl": "VARCHAR", "versions_location": "VARCHAR", "history_location": "VARCHAR",
+         "versions_enabled": "VARCHAR", "sync_to": "VARCHAR", "sync_key_set": "BOOLEAN",
+         "temp_url_key_set": "BOOLEAN", "metadata": "JSON"},
+        f"""s.id, s.project_id, s.name, s."count" AS object_count, s.bytes AS bytes_used,
+            {_ts('s.last_modified')} AS last_modified,
+            CASE WHEN try_cast(s.created AS DOUBLE) BETWEEN 0 AND 253402300799
+                 THEN make_timestamp(CAST(try_cast(s.created AS DOUBLE) * 1000000 AS BIGINT)) END AS created_at,
+            s.storage_policy, s.read_acl, s.write_acl, s.versions_location, s.history_location,
+            CASE lower(s.versions_enabled) WHEN 'true' THEN true WHEN 'false' THEN false END AS versions_enabled,
+            s.sync_to, s.sync_key_set, s.temp_url_key_set, s.metadata, item AS raw""",
+    ),
 }
 # Tables whose pages carry what the request asked for (auditor_context, see Listing.add_page) as `ctx`.
 _PAGE_CONTEXT = {"application_credentials", "volumes", "volume_snapshots", "volume_backups",

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     volume_type_count BIGINT,
     volume_type_encryption_count BIGINT,
     volume_type_access_count BIGINT,
+    container_count BIGINT,
     error_count BIGINT,
     request_count BIGINT
 );
@@ -621,4 +622,26 @@ CREATE TABLE IF NOT EXISTS evaluation_waivers (
     expires DATE NOT NULL,
     state VARCHAR NOT NULL CHECK (state IN ('active', 'expired', 'unmatched')),
     matched_count BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS containers (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,                            -- <project id>/<container name>
+    project_id VARCHAR,                    -- the project whose account holds it
+    name VARCHAR,
+    object_count BIGINT,
+    bytes_used BIGINT,
+    last_modified TIMESTAMP,
+    created_at TIMESTAMP,                  -- X-Timestamp
+    storage_policy VARCHAR,
+    read_acl VARCHAR,                      -- X-Container-Read: .r:* is anyone, .rlistings lets them list
+    write_acl VARCHAR,                     -- X-Container-Write: *:* is any user of any project
+    versions_location VARCHAR,             -- X-Versions-Location (legacy versioning): the archive container
+    history_location VARCHAR,              -- X-History-Location (legacy versioning, history mode)
+    versions_enabled BOOLEAN,              -- X-Versions-Enabled (object versioning)
+    sync_to VARCHAR,                       -- X-Container-Sync-To
+    sync_key_set BOOLEAN,                  -- a sync key is set (the key itself is never kept)
+    temp_url_key_set BOOLEAN,              -- a temp-URL key is set (never kept)
+    metadata JSON,                         -- X-Container-Meta-*, credential-like values masked
+    raw JSON                               -- the listing entry and the headers above, as auditor reads them
 );

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 LOAD_ORDER = ("projects", "flavors", "servers", "availability_zones", "server_groups", "images",
               "security_groups", "security_group_rules", "ports", "floating_ips", "networks", "subnets", "routers",
               "address_groups", "users", "roles", "role_assignments", "application_credentials", "volumes",
-              "volume_snapshots", "volume_backups", "volume_types", "volume_type_encryption", "volume_type_access")
+              "volume_snapshots", "volume_backups", "volume_types", "volume_type_encryption", "volume_type_access",
+              "containers")
 
 
 def write_snapshot(database: Path, snapshot: RegionSnapshot, memory_limit: str = "1GB") -> tuple[int, dict]:

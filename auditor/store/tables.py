@@ -25,6 +25,7 @@ RESOURCE_TABLES = (
     "security_group_rules", "ports", "server_security_groups", "floating_ips", "networks", "subnets", "routers",
     "address_groups", "users", "roles", "role_assignments", "application_credentials", "volumes",
     "volume_snapshots", "volume_backups", "volume_types", "volume_type_encryption", "volume_type_access",
+    "containers",
 )
 SNAPSHOT_TABLES = ("snapshots", "snapshot_resources", "collection_errors") + RESOURCE_TABLES
 EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers")

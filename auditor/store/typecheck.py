@@ -58,6 +58,7 @@ JSON_FIELD_KINDS = {
     ("volume_snapshots", "metadata"): ("object",),
     ("volume_backups", "metadata"): ("object",),
     ("volume_types", "extra_specs"): ("object",),
+    ("containers", "metadata"): ("object",),
 }
 
 # A JSON value as json_transform gives it ("JSON" in a shape) is minified text, so its first character

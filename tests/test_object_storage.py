@@ -1,0 +1,151 @@
+"""Swift collected over HTTP from the fake cloud: every project's containers with their ACLs, versioning, sync
+and metadata; what a reseller admin, a plain admin and a project member each get; accounts or containers
+Swift refuses; and the keys that are never stored."""
+
+import copy
+import json
+
+from conftest import query, served_snapshot
+
+ANALYTICS = "918f958561bc5e39bc8f0d20cf51e5f2"
+STOREFRONT = "7e5f8d68f6ac5e7dbcee312162b6639d"
+
+
+def _snapshot(fixture, tmp_path, monkeypatch, user=None, faults=(), page_size=1000):
+    return served_snapshot(fixture, tmp_path, monkeypatch, r"^/object/", user, faults, page_size=page_size)
+
+
+def _errors(database):
+    return query(database, "SELECT project_id, http_status, message FROM collection_errors "
+                           "WHERE resource_type = 'containers' ORDER BY ALL")
+
+
+def _by_project(fixture) -> dict[str, set[str]]:
+    projects: dict[str, set[str]] = {}
+    for container in fixture["containers"]:
+        projects.setdefault(container["_project_id"], set()).add(container["name"])
+    return projects
+
+
+def test_a_reseller_admin_snapshot_holds_every_projects_containers_and_their_settings(tmp_path, monkeypatch,
+                                                                                      demo_fixture):
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path, monkeypatch, page_size=2)
+    assert result.status == "complete", result.errors
+    assert listed["containers"] == f"complete {len(demo_fixture['containers'])}"
+    assert any("limit=2" in path and "marker=" in path for path in asked), "accounts are paged by marker"
+    stored = {(p, n): rest for p, n, *rest in query(
+        database, "SELECT project_id, name, id, object_count, bytes_used, read_acl, write_acl, versions_location, "
+                  "history_location, versions_enabled, sync_to, sync_key_set, temp_url_key_set, metadata, "
+                  "created_at IS NOT NULL, last_modified IS NOT NULL FROM containers")}
+    for container in demo_fixture["containers"]:
+        project, name, headers = container["_project_id"], container["name"], container["_headers"]
+        (cid, count, size, read, write, versions, history, enabled, sync_to, sync_key, temp_url, metadata,
+         created, modified) = stored[(project, name)]
+        assert (cid, count, size) == (f"{project}/{name}", container["count"], container["bytes"])
+        assert (read, write, versions, history, sync_to) == (
+            headers.get("X-Container-Read"), headers.get("X-Container-Write"), headers.get("X-Versions-Location"),
+            headers.get("X-History-Location"), headers.get("X-Container-Sync-To"))
+        assert enabled == ({"True": True, "False": False}.get(headers.get("X-Versions-Enabled")))
+        assert (sync_key, temp_url) == ("X-Container-Sync-Key" in headers, "X-Container-Meta-Temp-Url-Key" in headers)
+        assert set(json.loads(metadata)) == {k.lower().removeprefix("x-container-meta-") for k in headers
+                                             if k.startswith("X-Container-Meta-") and "Temp-Url" not in k}
+        assert created and modified
+    # Names and metadata outside ASCII arrive whole (Swift sends UTF-8 in headers and URLs).
+    [(team,)] = query(database, "SELECT metadata->>'team' FROM containers WHERE name = 'données-partagées'")
+    assert team == "équipe plateforme"
+    [(count,)] = query(database, "SELECT container_count FROM snapshots")
+    assert count == len(demo_fixture["containers"])
+
+
+def test_sync_and_temp_url_keys_are_never_stored_and_credentials_in_metadata_are_masked(tmp_path, monkeypatch,
+                                                                                       demo_fixture):
+    fixture = copy.deepcopy(demo_fixture)
+    canaries = {"sync": "CANARY-sync-key-1a2b", "temp": "CANARY-temp-url-3c4d", "temp2": "CANARY-temp-url-2-5e6f",
+                "meta": "CANARY-meta-password-7a8b", "value": "ghp_" + "C" * 36}
+    headers = fixture["containers"][0]["_headers"]
+    headers.update({"X-Container-Sync-Key": canaries["sync"], "X-Container-Meta-Temp-Url-Key": canaries["temp"],
+                    "X-Container-Meta-Temp-Url-Key-2": canaries["temp2"],
+                    "X-Container-Meta-Api-Password": canaries["meta"], "X-Container-Meta-Note": canaries["value"]})
+    database, result, _, _ = _snapshot(fixture, tmp_path, monkeypatch)
+    assert result.status == "complete", result.errors
+    stored = repr(query(database, "SELECT * FROM containers"))
+    for canary in canaries.values():
+        assert canary not in stored
+    [(metadata, sync_key, temp_url)] = query(
+        database, "SELECT metadata, sync_key_set, temp_url_key_set FROM containers WHERE id = ?",
+        [f"{fixture['containers'][0]['_project_id']}/{fixture['containers'][0]['name']}"])
+    metadata = json.loads(metadata)
+    assert metadata["api-password"] == metadata["note"] == "[REDACTED]"  # the key stays: it is a finding
+    assert "temp-url-key" not in metadata and sync_key and temp_url
+
+
+def test_an_admin_who_is_no_reseller_admin_gets_its_own_account_and_the_others_are_partial(tmp_path, monkeypatch,
+                                                                                           demo_fixture):
+    fixture = copy.deepcopy(demo_fixture)
+    admin = fixture["cloud"]["users"][0]
+    admin["roles"] = {project: [r for r in roles if r != "ResellerAdmin"] for project, roles in admin["roles"].items()}
+    database, result, listed, _ = _snapshot(fixture, tmp_path, monkeypatch)
+    own = admin["default_project_id"]
+    projects = _by_project(fixture)
+    assert result.status == "partial"
+    assert listed["containers"] == f"partial {len(projects[own])}"
+    errors = _errors(database)
+    refused = {p["id"] for p in fixture["projects"]} - {own}
+    assert {project for project, _, _ in errors} == refused  # one error per project, naming it
+    assert all(status == 403 and "reseller admin" in message for _, status, message in errors)
+    assert {n for (n,) in query(database, "SELECT name FROM containers")} == projects[own]
+
+
+def test_a_member_snapshot_lists_the_accounts_of_its_own_projects(tmp_path, monkeypatch, demo_fixture):
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path, monkeypatch, user="alice")
+    assert result.status == "complete", result.errors
+    projects = _by_project(demo_fixture)
+    names = {(p, n) for p, n in query(database, "SELECT project_id, name FROM containers")}
+    assert names == {(p, n) for p in (STOREFRONT, ANALYTICS) for n in projects[p]}
+    assert all(f"AUTH_{STOREFRONT}" in path or f"AUTH_{ANALYTICS}" in path for path in asked)
+
+
+def test_swift_refusing_one_project_leaves_that_project_partial_and_the_others_listed(tmp_path, monkeypatch,
+                                                                                      demo_fixture):
+    fault = {"path": rf"^/object/v1/AUTH_{ANALYTICS}\?", "status": 403}
+    database, result, listed, _ = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=[fault])
+    projects = _by_project(demo_fixture)
+    assert result.status == "partial"
+    assert [(p, s) for p, s, _ in _errors(database)] == [(ANALYTICS, 403)]
+    stored = {(p, n) for p, n in query(database, "SELECT project_id, name FROM containers")}
+    assert stored == {(p, n) for p, names in projects.items() if p != ANALYTICS for n in names}
+
+
+def test_a_failing_head_is_recorded_per_project_and_a_container_gone_since_the_listing_is_left_out(
+        tmp_path, monkeypatch, demo_fixture):
+    faults = [{"path": rf"^/object/v1/AUTH_{STOREFRONT}/shop-assets$", "method": "HEAD", "status": 404},
+              {"path": rf"^/object/v1/AUTH_{ANALYTICS}/etl-", "method": "HEAD", "status": 500}]
+    database, result, listed, _ = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=faults)
+    names = {n for (n,) in query(database, "SELECT name FROM containers")}
+    assert "shop-assets" not in names and "shop-assets-versions" in names  # deleted: not an error
+    assert not {n for n in names if n.startswith("etl-")}
+    [(project, status, message)] = _errors(database)
+    etl = sorted(n for n in _by_project(demo_fixture)[ANALYTICS] if n.startswith("etl-"))
+    assert (project, status) == (ANALYTICS, 500)
+    assert f"and {len(etl) - 1} more of project {ANALYTICS}'s containers" in message
+    assert result.status == "partial" and listed["containers"].startswith("partial")
+
+
+def test_a_region_without_swift_has_no_containers_and_a_complete_listing(tmp_path, monkeypatch, demo_fixture):
+    fixture = copy.deepcopy(demo_fixture)
+    fixture["cloud"]["catalog_without"] = ["object-store"]
+    database, result, listed, asked = _snapshot(fixture, tmp_path, monkeypatch)
+    assert result.status == "complete", result.errors
+    assert listed["containers"] == "complete 0" and asked == []
+
+
+def test_hostile_listings_are_recorded_never_stored_as_good(tmp_path, monkeypatch, demo_fixture):
+    faults = [{"path": rf"^/object/v1/AUTH_{STOREFRONT}\?", "patch": {"name": 7, "count": "many"}},
+              {"path": rf"^/object/v1/AUTH_{ANALYTICS}\?", "malformed": True}]
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=faults)
+    assert result.status == "partial"
+    errors = {(p, m) for p, _, m in _errors(database)}
+    assert any(p == ANALYTICS and "not a JSON list" in m for p, m in errors)
+    assert any("records without an id were not stored" in m for _, m in errors)
+    assert not [p for p in asked if f"AUTH_{STOREFRONT}/" in p]  # no HEAD for a name that is no string
+    assert not query(database, "SELECT name FROM containers WHERE project_id IN (?, ?)", [STOREFRONT, ANALYTICS])
