@@ -145,7 +145,48 @@ def test_hostile_listings_are_recorded_never_stored_as_good(tmp_path, monkeypatc
     database, result, listed, asked = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=faults)
     assert result.status == "partial"
     errors = {(p, m) for p, _, m in _errors(database)}
-    assert any(p == ANALYTICS and "not a JSON list" in m for p, m in errors)
+    assert any(p == ANALYTICS and "malformed JSON" in m for p, m in errors)
     assert any("records without an id were not stored" in m for _, m in errors)
     assert not [p for p in asked if f"AUTH_{STOREFRONT}/" in p]  # no HEAD for a name that is no string
     assert not query(database, "SELECT name FROM containers WHERE project_id IN (?, ?)", [STOREFRONT, ANALYTICS])
+
+
+def test_dot_names_are_never_asked_for_and_many_metadata_items_are_read(tmp_path, monkeypatch, demo_fixture):
+    fixture = copy.deepcopy(demo_fixture)
+    busy = {f"X-Container-Meta-Item-{n:02d}": f"value {n}" for n in range(90)}  # Swift's limit on metadata items
+    busy.update({"X-Container-Read": "p9:*", "X-Container-Write": "p9:*", "X-Container-Sync-To": "//r/c/AUTH_p/x",
+                 "X-Container-Sync-Key": "k", "X-History-Location": "busy", "X-Timestamp": "1700000000.00000",
+                 "X-Put-Timestamp": "1700000000.00000", "Last-Modified": "Tue, 01 Dec 2026 00:00:00 GMT",
+                 "Accept-Ranges": "bytes", "X-Trans-Id": "tx0"})  # over 100 headers in all, as Swift may send
+    for name, headers in ((".", {"X-Container-Read": ".r:*"}), ("..", {"X-Container-Write": "*:*"}),
+                          ("busy", busy)):
+        fixture["containers"].append({"_project_id": STOREFRONT, "name": name, "count": 1, "bytes": 1,
+                                      "last_modified": "2026-12-01T00:00:00.000000", "_headers": headers})
+    database, result, _, asked = _snapshot(fixture, tmp_path, monkeypatch)
+    # A HEAD of "." or ".." would be resolved to the account or the API root on the way (and its answer taken
+    # for the container's): never sent, and the project's containers are partial, never judged as fine.
+    assert not [p for p in asked if p.endswith(("/.", "/.."))]
+    assert result.status == "partial"
+    assert [(p, m.split(" cannot")[0]) for p, _, m in _errors(database)] == [(STOREFRONT, "container '.'")]
+    assert "and 1 more" in _errors(database)[0][2]
+    stored = {n: m for n, m in query(database, "SELECT name, metadata FROM containers WHERE project_id = ?",
+                                     [STOREFRONT])}
+    assert "." not in stored and ".." not in stored
+    assert len(json.loads(stored["busy"])) == 90
+    [(read, sync_to)] = query(database, "SELECT read_acl, sync_to FROM containers WHERE name = 'busy'")
+    assert (read, sync_to) == ("p9:*", "//r/c/AUTH_p/x")
+
+
+def test_a_listing_that_is_no_single_json_list_is_refused_whole():
+    import pytest
+
+    from auditor.collect.paging import _under_key
+
+    assert json.loads(_under_key(b"", "containers")) == {"containers": []}
+    assert json.loads(_under_key(b' [{"name": "a"}] ', "containers")) == {"containers": [{"name": "a"}]}
+    for body, problem in ((b'[{"name": "a", "count": NaN}]', "malformed JSON"),
+                          (b"[" * 2000 + b"]" * 2000, "malformed JSON"),
+                          (b'[{"name": "a"}],"containers":[]', "malformed JSON"),  # a second copy of the key
+                          (b'{"containers": []}', "not a JSON list")):
+        with pytest.raises(ValueError, match=problem):
+            _under_key(body, "containers")

@@ -19,6 +19,7 @@ whether a sync key or temp-URL key is set. The keys themselves, and every other 
 
 from __future__ import annotations
 
+import http.client
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -29,7 +30,7 @@ from auditor.collect.paging import CollectionFailure, Listing, PageFailed, Pager
 from auditor.collect.retry import status_text
 from auditor.redact import redact_mapping
 
-SWIFT_MAX_PAGE = 10_000  # Swift's container_listing_limit by default: it refuses (412) a larger limit
+SWIFT_MAX_PAGE = 10_000  # Swift's account_listing_limit by default: it refuses (412) a larger limit
 SPOOLED_RECORDS = 1000  # containers per spooled page
 
 # The headers of a container's HEAD that are kept, as the record's fields.
@@ -47,6 +48,10 @@ SYNC_KEY = "x-container-sync-key"
 TEMP_URL_KEYS = ("x-container-meta-temp-url-key", "x-container-meta-temp-url-key-2")
 META_PREFIX = "x-container-meta-"
 _LISTING_FIELDS = ("name", "count", "bytes", "last_modified")
+
+# Python's HTTP client refuses an answer with more than 100 headers; Swift sends up to 90 metadata items
+# beside a dozen of its own, so a container with much metadata could never be read. Raised for the process.
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, 1000)  # noqa: SLF001 - no public setting exists
 
 
 def account_urls(endpoint: str, own_project: str, projects: list[str]) -> tuple[dict[str, str], str | None]:
@@ -116,14 +121,14 @@ def _list_account(pager: Pager, proxy, project: str, url: str, page_size: int):
                     return project, url, [], None, probe.requests  # an account never created holds nothing
                 raise
             probe.pages += 1
-            page = orjson.loads(body)[probe.key]
+            page = orjson.loads(body)[probe.key]  # as fetch wrote it: one list, read by orjson already
             names = [entry.get("name") if isinstance(entry, dict) else None for entry in page]
             if marker is not None and any(isinstance(n, str) and n <= marker for n in names):
                 raise PageFailed(CollectionFailure("containers", project, None, url, (
                     f"pagination loops: page {probe.pages} repeats containers at or before {marker!r}; "
                     f"stopped after {probe.pages - 1} pages")))
             entries.extend(entry if isinstance(entry, dict) else {} for entry in page)
-            if info.count < page_size:
+            if len(page) < page_size:
                 return project, url, entries, None, probe.requests
             marker = names[-1]
             if not isinstance(marker, str):
@@ -147,6 +152,10 @@ def _inspect(pager: Pager, proxy, project: str, account_url: str, entry: dict):
     if not isinstance(name, str) or not name:
         return {"id": None, "project_id": project, **listed}, None, 0
     url = f"{account_url}/{quote(name, safe='')}"
+    if name in (".", ".."):  # a proxy resolves them (`AUTH_p/..` is `/v1/`), and requests sends them as they are
+        return None, CollectionFailure("containers", project, None, url, (
+            f"container {name!r} cannot be asked for by name without the path being resolved; its settings "
+            "were not read")), 0
     try:
         status, headers = pager.head(proxy, url, probe)
     except PageFailed as exc:

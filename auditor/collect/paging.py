@@ -237,13 +237,17 @@ def _as_list(body: bytes, key: str) -> bytes:
 
 
 def _under_key(body: bytes, key: str) -> bytes:
-    """A bare JSON list (or an empty answer: none) as a page listing its records under `key`."""
-    text = body.strip()
-    if not text:
-        return b'{"' + key.encode() + b'":[]}'
-    if not text.startswith(b"["):
+    """A bare JSON list (or an empty answer: none) as a page listing its records under `key`. Parsed and
+    written anew, so that the page holds that list and nothing else (no second copy of `key` after it)."""
+    if not body.strip():
+        return orjson.dumps({key: []})
+    try:
+        records = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON in response: {str(exc).splitlines()[0]}") from None
+    if not isinstance(records, list):
         raise ValueError("response is not a JSON list")
-    return b'{"' + key.encode() + b'":' + text + b"}"
+    return orjson.dumps({key: records})
 
 
 def _inspect_small(body: bytes, key: str, id_key: str) -> PageInfo | None:

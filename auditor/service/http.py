@@ -73,6 +73,9 @@ _STATES = ("failing", "degraded", "pending", "ok")
 _TERMINAL_OUTCOMES = tuple(o for o in OUTCOMES if o != "running")  # runs counted by auditor_job_runs_total
 _CHUNK = 256 * 1024
 HEAD_DEADLINE = 10.0  # seconds from accepting a connection to the end of its request head
+# Our own limit: the standard library's (100) is process-wide, and raised for Swift's answers, which may
+# carry more (auditor/collect/object_storage.py).
+MAX_REQUEST_HEADERS = 100
 MAX_CONNECTIONS = 32  # connections served at once; the rest are answered 503 and closed
 _MAX_ERROR_LINE = 500
 # Content types from a private table (Python's built-in one), not from whatever /etc/mime.types says.
@@ -448,6 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         parsed = super().parse_request()  # reads the headers, through the deadline
         self.connection.settimeout(self.timeout)  # the answer may take its time to a slow reader
+        if parsed and len(self.headers) > MAX_REQUEST_HEADERS:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+            return False
         if parsed and not self.request_version.startswith("HTTP/1."):  # `HTTP/0.9` spelled out, `HTTP/0.5`
             self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({self.request_version})")
             return False
