@@ -405,13 +405,15 @@ def test_credentials_in_metadata_and_image_properties_are_findings(tmp_path, dem
     by_name = dict(found)
     assert set(by_name) == {"shop-frontend-2", "etl-worker-01", "debian-12-genericcloud",
                             "storefront-web-golden-2025.05", "storefront-orphan-data",
-                            "storefront-orphan-before-cleanup"}  # the last two: a volume and its snapshot
+                            "storefront-orphan-before-cleanup", "etl-staging"}  # a volume, its snapshot, a container
     assert "password" in by_name["shop-frontend-2"] and "user_data" in by_name["shop-frontend-2"]
     assert "backup_password" in by_name["storefront-orphan-data"]
+    assert "db-password" in by_name["etl-staging"]
     assert "restore_token" in by_name["storefront-orphan-before-cleanup"]
     assert "password" in by_name["debian-12-genericcloud"]
     assert not any(secret in reason for reason in by_name.values()
-                   for secret in ("plain-pw-1", "img-pw-2", "hunter2-cinder", "tok-9f8e7d6c5b4a39281706"))
+                   for secret in ("plain-pw-1", "img-pw-2", "hunter2-cinder", "tok-9f8e7d6c5b4a39281706",
+                                  "demo-etl-db-password-55ab"))
 
 
 def test_sigterm_stops_a_running_rule_and_writes_no_evaluation(clouds_yaml, tmp_path):

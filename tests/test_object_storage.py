@@ -190,3 +190,25 @@ def test_a_listing_that_is_no_single_json_list_is_refused_whole():
                           (b'{"containers": []}', "not a JSON list")):
         with pytest.raises(ValueError, match=problem):
             _under_key(body, "containers")
+
+
+def test_container_rules_skip_the_project_swift_refused_and_judge_the_others(tmp_path, monkeypatch, demo_fixture):
+    from auditor.config import RulesSettings
+    from auditor.rules.evaluate import evaluate, load_ruleset
+
+    fault = {"path": rf"^/object/v1/AUTH_{ANALYTICS}\?", "status": 403}
+    database, result, _, _ = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=[fault])
+    [evaluation] = evaluate(database, load_ruleset(RulesSettings()), [result.snapshot_id])
+    rows = query(database, "SELECT rule_id, project_id, resource_name, status, reason FROM findings "
+                           "WHERE evaluation_id = ? AND rule_id LIKE 'container%'", [evaluation.evaluation_id])
+    rules = {r[0] for r in rows}
+    assert len(rules) == 6
+    for rule_id in rules:
+        skipped = [r for r in rows if r[0] == rule_id and r[3] == "skip"]
+        # the one project Swift refused: one rule-level skip naming it, never a pass for it
+        assert [(r[1], r[2]) for r in skipped] == [(ANALYTICS, None)], rule_id
+        assert f"could not judge the resources of project {ANALYTICS}" in skipped[0][4]
+        assert not [r for r in rows if r[0] == rule_id and r[1] == ANALYTICS and r[3] != "skip"]
+    judged = {(r[0], r[2]): r[3] for r in rows if r[1] == STOREFRONT}
+    assert judged[("container_not_public_read", "shop-assets")] == "fail"  # the other projects are still judged
+    assert judged[("container_listing_not_public", "shop-assets")] == "fail"

@@ -26,7 +26,7 @@ STATUSES = ("pass", "fail", "skip", "info")
 OUTPUT_COLUMNS = ("resource_id", "resource_name", "project_id", "status", "reason")
 RESOURCE_TYPES = ("server", "flavor", "image", "availability_zone", "server_group", "security_group",
                   "port", "floating_ip", "project", "deployment", "network", "subnet", "router", "address_group",
-                  "user", "application_credential", "volume", "volume_snapshot")
+                  "user", "application_credential", "volume", "volume_snapshot", "container")
 
 REQUIRED_KEYS = ("title", "severity", "resource_type", "description", "rationale", "remediation")
 OPTIONAL_KEYS = ("params", "frameworks", "references")

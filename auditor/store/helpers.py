@@ -53,6 +53,15 @@ CREATE OR REPLACE {{temp}}MACRO redacted_keys(mapping) AS
             lambda e: e.key)), [])
     ELSE []::VARCHAR[] END;
 
+-- The entries of a Swift ACL (a container's read_acl or write_acl): split on commas, trimmed, empty ones dropped.
+CREATE OR REPLACE {{temp}}MACRO acl_entries(acl) AS
+    list_filter(list_transform(string_split(coalesce(acl, ''), ','), lambda e: trim(e)), lambda e: e <> '');
+
+-- An ACL entry that lets requests in by their Referer header (`.r:*`, `.r:example.com`; Swift reads `.ref`,
+-- `.referer` and `.referrer` alike), not one that keeps them out (`.r:-example.com`).
+CREATE OR REPLACE {{temp}}MACRO acl_is_referrer_grant(entry) AS
+    regexp_matches(lower(entry), '^\.(r|ref|referer|referrer)\s*:\s*[^\s-]');
+
 CREATE OR REPLACE {{temp}}MACRO port_label(id, name, network_id) AS
     'port ' || id || CASE WHEN coalesce(name, '') <> '' THEN ' (' || name || ')' ELSE '' END
     || ' on network ' || coalesce(network_id, 'unknown');
