@@ -212,3 +212,15 @@ def test_container_rules_skip_the_project_swift_refused_and_judge_the_others(tmp
     judged = {(r[0], r[2]): r[3] for r in rows if r[1] == STOREFRONT}
     assert judged[("container_not_public_read", "shop-assets")] == "fail"  # the other projects are still judged
     assert judged[("container_listing_not_public", "shop-assets")] == "fail"
+
+
+def test_a_head_refused_for_an_expired_token_is_asked_again_through_keystoneauth(tmp_path, monkeypatch,
+                                                                                demo_fixture):
+    """HEADs skip keystoneauth for speed; a 401 (the token expired meanwhile) goes back through it, which
+    authenticates anew, so the container is read, not lost."""
+    fault = {"path": rf"^/object/v1/AUTH_{STOREFRONT}/shop-invoices$", "method": "HEAD", "status": 401, "times": 1}
+    database, result, _, asked = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=[fault])
+    assert result.status == "complete", result.errors
+    assert asked.count(f"/object/v1/AUTH_{STOREFRONT}/shop-invoices") == 2
+    [(read,)] = query(database, "SELECT read_acl FROM containers WHERE name = 'shop-invoices'")
+    assert read == f"{STOREFRONT}:*"
