@@ -218,9 +218,18 @@ def test_a_head_refused_for_an_expired_token_is_asked_again_through_keystoneauth
                                                                                 demo_fixture):
     """HEADs skip keystoneauth for speed; a 401 (the token expired meanwhile) goes back through it, which
     authenticates anew, so the container is read, not lost."""
+    from keystoneauth1.adapter import Adapter
+
+    through_keystoneauth = []
+    original = Adapter.head
+    monkeypatch.setattr(Adapter, "head", lambda self, url, **kw: through_keystoneauth.append(url) or original(
+        self, url, **kw))
+    database, result, _, asked = _snapshot(demo_fixture, tmp_path / "plain", monkeypatch)
+    assert result.status == "complete" and through_keystoneauth == []  # every HEAD took the direct route
     fault = {"path": rf"^/object/v1/AUTH_{STOREFRONT}/shop-invoices$", "method": "HEAD", "status": 401, "times": 1}
-    database, result, _, asked = _snapshot(demo_fixture, tmp_path, monkeypatch, faults=[fault])
+    database, result, _, asked = _snapshot(demo_fixture, tmp_path / "expired", monkeypatch, faults=[fault])
     assert result.status == "complete", result.errors
     assert asked.count(f"/object/v1/AUTH_{STOREFRONT}/shop-invoices") == 2
+    assert [u.rsplit("/", 1)[1] for u in through_keystoneauth] == ["shop-invoices"]
     [(read,)] = query(database, "SELECT read_acl FROM containers WHERE name = 'shop-invoices'")
-    assert read == f"{STOREFRONT}:*"
+    assert read == f"{ANALYTICS}:*"

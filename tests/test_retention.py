@@ -221,7 +221,7 @@ def _write_year(database: Path, rows: dict[str, list[dict]]) -> None:
 def year(tmp_path_factory) -> tuple[Path, list[Snap]]:
     database = tmp_path_factory.mktemp("year") / "audit.duckdb"
     snaps = build_year(database)
-    subprocess.run(["cp", "-al", str(database.parent), str(_pristine(database))], check=True)
+    _copy_linked(database.parent, _pristine(database))
     return database, snaps
 
 
@@ -229,15 +229,23 @@ def _pristine(database: Path) -> Path:
     return database.parent.with_name(database.parent.name + "-pristine")
 
 
+def _copy_linked(source: Path, target: Path) -> None:
+    """A copy whose Parquet files are hard links (pruning removes them, never rewrites one) and whose id
+    claims are copies (pruning writes into a claim it renames)."""
+    subprocess.run(["cp", "-al", str(source), str(target)], check=True)
+    for claims in (target / "audit.lake" / "_ids").glob("*"):
+        shutil.rmtree(claims)
+        shutil.copytree(source / "audit.lake" / "_ids" / claims.name, claims)
+
+
 @pytest.fixture
 def db(year) -> Path:
-    """The year itself, put back afterwards from hard links taken once (pruning removes links, never rewrites
-    a file). Not a copy elsewhere: the catalog names the lake's absolute path, and a year's catalog takes half
-    a minute to build."""
+    """The year itself, put back afterwards from the copy taken once (see _copy_linked). Not a copy elsewhere:
+    the catalog names the lake's absolute path, and a year's catalog takes half a minute to build."""
     database, _ = year
     yield database
     shutil.rmtree(database.parent)
-    subprocess.run(["cp", "-al", str(_pristine(database)), str(database.parent)], check=True)
+    _copy_linked(_pristine(database), database.parent)
 
 
 # ---------------------------------------------------------------------------------------------------------

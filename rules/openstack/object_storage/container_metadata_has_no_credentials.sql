@@ -9,8 +9,9 @@ description: >
   any such value and names the keys, never a value. The temp-URL keys are Swift's own and are not judged
   here (the snapshot records only whether one is set).
 rationale: >
-  Container metadata is returned to everyone who may read the container, with a HEAD of it; with a public
-  read ACL that is anyone. A credential there should be considered exposed.
+  Container metadata is returned with a HEAD of the container to everyone who may list it: the project,
+  the entries of its read ACL, and anyone at all when the ACL makes its listing public. A credential there
+  should be considered exposed.
 remediation: >
   Remove the key (`swift post -H 'X-Remove-Container-Meta-NAME: x' CONTAINER`), rotate the credential it
   held, and keep secrets in a secret store such as Barbican (`openstack secret store`).

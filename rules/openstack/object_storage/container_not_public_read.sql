@@ -22,7 +22,8 @@ references:
 ---*/
 WITH judged AS (
     SELECT *, acl_entries(read_acl) AS entries,
-           list_filter(acl_entries(read_acl), lambda e: acl_is_referrer_grant(e)) AS referrers
+           list_filter(acl_entries(read_acl), lambda e: acl_is_referrer_grant(e)) AS referrers,
+           list_filter(acl_entries(read_acl), lambda e: NOT starts_with(e, '.')) AS named  -- projects and users
     FROM containers
 )
 SELECT id AS resource_id,
@@ -43,7 +44,8 @@ SELECT id AS resource_id,
                 || ' (read ACL ' || read_acl || ').'
             WHEN list_contains(entries, '.rlistings')
                 THEN 'has .rlistings without a referrer element in its read ACL (' || read_acl || '): nothing is public.'
-            WHEN len(entries) > 0 THEN 'is readable by its project and by ' || array_to_string(entries, ', ') || ' only.'
+            WHEN len(named) > 0 THEN 'is readable by its project and by ' || array_to_string(named, ', ') || ' only.'
+            WHEN len(entries) > 0 THEN 'is readable by its project only (read ACL ' || read_acl || ' opens nothing).'
             ELSE 'is readable by its project only (no read ACL).'
        END AS reason
 FROM judged

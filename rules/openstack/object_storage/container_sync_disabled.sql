@@ -5,7 +5,7 @@ resource_type: container
 description: >
   Fails a Swift container that takes part in container sync: one with `X-Container-Sync-To` copies every
   object to that container of another cluster; one with a sync key and no target accepts objects pushed by
-  any cluster that knows the key. A container in neither role passes.
+  a cluster of the sync realm (or an allowed sync host) that knows the key. A container in neither role passes.
 rationale: >
   Sync sends the data outside this cluster's controls (its ACLs, its region, its retention) and keeps a
   shared secret in both places; an unreviewed sync target is an exfiltration path, and a leaked key lets

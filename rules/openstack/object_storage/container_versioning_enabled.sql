@@ -7,7 +7,8 @@ description: >
   neither object versioning (`X-Versions-Enabled: true`) nor legacy versioning (`X-Versions-Location` or
   `X-History-Location`, naming the container old versions go to). A container that is itself another
   container's version archive needs none of its own and passes; one whose archive does not exist in its
-  account fails, since Swift refuses the writes it cannot archive.
+  account fails, since Swift refuses the writes it cannot archive. The location is read as Swift reads
+  it: URL-decoded, its first path segment.
 rationale: >
   Without versions, one mistaken upload or delete, or ransomware with the project's credentials, destroys
   the data for good: Swift has no recycle bin.
@@ -20,18 +21,21 @@ references:
   - https://docs.openstack.org/swift/latest/middleware.html#object-versioning
   - https://docs.openstack.org/swift/latest/overview_object_versioning.html
 ---*/
-WITH archives AS (
-    SELECT DISTINCT c.project_id, coalesce(c.versions_location, c.history_location) AS archive, c.name AS versioned
-    FROM containers c
-    WHERE coalesce(c.versions_location, c.history_location) IS NOT NULL
+-- Swift takes the location URL-encoded, and its first path segment as the archive's name.
+WITH located AS (
+    SELECT *, nullif(split_part(url_decode(coalesce(versions_location, history_location)), '/', 1), '') AS location
+    FROM containers
+),
+archives AS (
+    SELECT DISTINCT project_id, location AS archive, name AS versioned FROM located WHERE location IS NOT NULL
 ),
 judged AS (
-    SELECT c.*, coalesce(c.versions_location, c.history_location) AS location,
+    SELECT c.*,
            (SELECT min(a.versioned) FROM archives a WHERE a.project_id = c.project_id AND a.archive = c.name)
                AS archive_of,
-           EXISTS (SELECT 1 FROM containers t WHERE t.project_id = c.project_id
-                   AND t.name = coalesce(c.versions_location, c.history_location)) AS location_exists
-    FROM containers c
+           EXISTS (SELECT 1 FROM containers t WHERE t.project_id = c.project_id AND t.name = c.location)
+               AS location_exists
+    FROM located c
 )
 SELECT id AS resource_id,
        name AS resource_name,
