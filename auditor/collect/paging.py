@@ -225,29 +225,23 @@ def embedded_lists(listing: Listing, field_name: str) -> tuple[int, int]:
 _SMALL_PAGE = 64 * 1024
 
 
-def _as_list(body: bytes, key: str) -> bytes:
-    """An answer that is one record (or `{}`, none) as a page listing it under `key`."""
-    try:
-        record = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON in response: {str(exc).splitlines()[0]}") from None
-    if not isinstance(record, dict):
-        raise ValueError("response is not a JSON object")
-    return orjson.dumps({key: [record] if record else []})
-
-
-def _under_key(body: bytes, key: str) -> bytes:
-    """A bare JSON list (or an empty answer: none) as a page listing its records under `key`. Parsed and
-    written anew, so that the page holds that list and nothing else (no second copy of `key` after it)."""
-    if not body.strip():
+def _as_page(body: bytes, key: str, one_record: bool) -> bytes:
+    """An answer that is no page as a page listing its records under `key`: one record (`{}`: none), or a
+    bare JSON list (an empty answer: none). Parsed and written anew, so that the page holds those records
+    and nothing else (no second copy of `key` after them)."""
+    if not one_record and not body.strip():
         return orjson.dumps({key: []})
     try:
-        records = orjson.loads(body)
+        parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"malformed JSON in response: {str(exc).splitlines()[0]}") from None
-    if not isinstance(records, list):
+    if one_record:
+        if not isinstance(parsed, dict):
+            raise ValueError("response is not a JSON object")
+        return orjson.dumps({key: [parsed] if parsed else []})
+    if not isinstance(parsed, list):
         raise ValueError("response is not a JSON list")
-    return orjson.dumps({key: records})
+    return orjson.dumps({key: parsed})
 
 
 def _inspect_small(body: bytes, key: str, id_key: str) -> PageInfo | None:
@@ -374,10 +368,8 @@ class Pager:
                     message += f" after {self.policy.tries} tries"
                 raise PageFailed(self._failure(listing, response.status_code, path, message))
             try:
-                if one_record:
-                    body = _as_list(body, listing.key)
-                elif bare_list:
-                    body = _under_key(body, listing.key)
+                if one_record or bare_list:
+                    body = _as_page(body, listing.key, one_record)
                 info = (small and _inspect_small(body, listing.key, listing.id_key)) or \
                     inspect_page(body, listing.key, links_key, listing.id_key)
             except ValueError as exc:
@@ -402,8 +394,9 @@ class Pager:
             if direct is not None:
                 adapter, verify, cert, headers = direct
                 # as requests' HTTPAdapter.send picks and prepares the pool: it may be a new one each time
-                pool = adapter.get_connection_with_tls_context(requests.Request("HEAD", url).prepare(), verify,
-                                                               cert=cert)
+                target = requests.PreparedRequest()  # only its URL is read: prepare() would cost 33 us a HEAD
+                target.url = url
+                pool = adapter.get_connection_with_tls_context(target, verify, cert=cert)
                 adapter.cert_verify(pool, url, verify, cert)
                 split = urlsplit(url)
                 with proxy._rate_semaphore:  # noqa: SLF001 - keystoneauth's client-side rate limit, if any
