@@ -151,14 +151,14 @@ def test_records_without_an_id_are_reported_not_dropped_silently(tmp_path, monke
 
 @pytest.mark.parametrize("body", [b'{"servers": {}}', b'{"servers": "none"}', b'{"other": []}', b'[1, 2]'])
 def test_a_page_without_a_list_of_records_is_refused(body):
-    from auditor.collect.paging import inspect_page
+    from auditor.collect.pages import inspect_page
 
     with pytest.raises(ValueError, match="no list under 'servers'"):
         inspect_page(body, "servers", "servers_links")
 
 
 def test_an_empty_page_and_a_next_link_are_read():
-    from auditor.collect.paging import inspect_page
+    from auditor.collect.pages import inspect_page
 
     assert inspect_page(b'{"servers": []}', "servers", "servers_links").count == 0
     info = inspect_page(b'{"servers": [{"id": "a"}], "servers_links": [{"rel": "next", "href": "h?marker=a"}]}',

@@ -180,16 +180,16 @@ def test_dot_names_are_never_asked_for_and_many_metadata_items_are_read(tmp_path
 def test_a_listing_that_is_no_single_json_list_is_refused_whole():
     import pytest
 
-    from auditor.collect.paging import _as_page
+    from auditor.collect.pages import as_page
 
-    assert json.loads(_as_page(b"", "containers", one_record=False)) == {"containers": []}
-    assert json.loads(_as_page(b' [{"name": "a"}] ', "containers", one_record=False)) == {"containers": [{"name": "a"}]}
+    assert json.loads(as_page(b"", "containers", one_record=False)) == {"containers": []}
+    assert json.loads(as_page(b' [{"name": "a"}] ', "containers", one_record=False)) == {"containers": [{"name": "a"}]}
     for body, problem in ((b'[{"name": "a", "count": NaN}]', "malformed JSON"),
                           (b"[" * 2000 + b"]" * 2000, "malformed JSON"),
                           (b'[{"name": "a"}],"containers":[]', "malformed JSON"),  # a second copy of the key
                           (b'{"containers": []}', "not a JSON list")):
         with pytest.raises(ValueError, match=problem):
-            _as_page(body, "containers", one_record=False)
+            as_page(body, "containers", one_record=False)
 
 
 def test_container_rules_skip_the_project_swift_refused_and_judge_the_others(tmp_path, monkeypatch, demo_fixture):

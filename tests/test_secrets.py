@@ -217,7 +217,7 @@ def _at(moment: str, work: Path, database: Path) -> bool:
      b'{"servers":[{"id":"a"}]}'),
 ])
 def test_a_page_is_cleaned_whatever_its_shape(page, expected):
-    from auditor.collect.paging import without_secrets
+    from auditor.collect.pages import without_secrets
     from auditor.redact import SECRETS_BY_LISTING
 
     assert without_secrets(page, "servers", SECRETS_BY_LISTING["servers"]) == expected
@@ -226,12 +226,13 @@ def test_a_page_is_cleaned_whatever_its_shape(page, expected):
 def test_a_record_python_cannot_read_fails_its_page_instead_of_the_listing(tmp_path):
     """DuckDB reads `inf`; Python's JSON readers do not: such a record, if it may hold a secret, cannot be
     cleaned, so its page is not kept (the listing ends partial, saying why), and nothing of it is written."""
-    from auditor.collect.paging import without_secrets
+    from auditor.collect.pages import without_secrets
     from auditor.redact import SECRETS_BY_LISTING
 
     import threading
 
-    from auditor.collect.paging import Listing, PageFailed, Pager, inspect_page
+    from auditor.collect.pages import inspect_page
+    from auditor.collect.paging import Listing, PageFailed, Pager
     from auditor.collect.retry import Deadline, RetryPolicy
 
     page = b'{"servers": [{"id": "1"}, {"id": "2", "n": inf, "metadata": {"password": "CANARY"}}]}'

@@ -33,7 +33,8 @@ from auditor.collect.connection import (
     retry_policy,
 )
 from auditor.collect.object_storage import SWIFT_MAX_PAGE, account_urls, list_containers
-from auditor.collect.paging import CollectionFailure, Listing, Pager, embedded_lists, records_with_field
+from auditor.collect.pages import embedded_lists, records_with_field
+from auditor.collect.paging import CollectionFailure, Listing, Pager
 from auditor.collect.retry import DeadlineReached, RetryPolicy
 from auditor.config import CloudTarget, CollectionSettings
 from auditor.errors import CollectionCancelled, CollectionError
