@@ -12,9 +12,9 @@ LEAKED_SECRET = "leaked-by-a-broken-keystone-3f9a"  # sample_data/demo-cloud/app
 EXTRA_TOKEN = "glpat-FAKEFAKEFAKEFAKE1234"  # an extra attribute of user ci-bot in users.json
 
 
-def _snapshot(fixture, tmp_path, monkeypatch, user=None, faults=()):
+def _snapshot(fixture, tmp_path, monkeypatch, user=None, faults=(), **overrides):
     return served_snapshot(fixture, tmp_path, monkeypatch, r"^/identity/v3/(users|roles|role_assignments)", user,
-                           faults)
+                           faults, **overrides)
 
 
 def _stored_text(database):
@@ -237,3 +237,36 @@ def test_user_ids_python_cannot_read_are_reported_not_a_crash():
     from auditor.collect.collector import _string_ids
 
     assert _string_ids(['"u1"', None, "5", '"\\ud800"', '"a/b"']) == ["u1", '"\\ud800"', "a/b"]
+
+
+def test_credential_gets_skip_keystoneauth_once_it_answered_one_and_a_401_goes_back_through_it(
+        tmp_path, monkeypatch, demo_fixture):
+    """One GET per user makes keystoneauth's own work per request the listing's cost, so once keystoneauth
+    has answered one, the others go straight to the pool with the same endpoint and headers; a 401 (the
+    token expired meanwhile) goes back through keystoneauth, which authenticates anew, so no user is lost."""
+    from keystoneauth1.adapter import Adapter
+
+    through_keystoneauth = []
+    original = Adapter.get
+    monkeypatch.setattr(Adapter, "get", lambda self, url, **kw: through_keystoneauth.append(url) or original(
+        self, url, **kw))
+    users = sorted({u["id"] for u in demo_fixture["users"]} | {u["id"] for u in demo_fixture["cloud"]["users"]})
+    assert len(users) > 3
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path / "plain", monkeypatch, concurrency=1)
+    assert result.status == "complete", result.errors
+    asked_credentials = [path for path in asked if path.endswith("/application_credentials")]
+    assert sorted(asked_credentials) == sorted(f"/identity/v3/users/{u}/application_credentials" for u in users)
+    assert ["/identity/v3" + u for u in through_keystoneauth if u.endswith("/application_credentials")] == [
+        asked_credentials[0]]  # the first one only: the others took the direct route
+
+    owner = next(c["_user_id"] for c in demo_fixture["application_credentials"])
+    refused = f"/identity/v3/users/{owner}/application_credentials"
+    through_keystoneauth.clear()
+    fault = {"path": f"^{refused}$", "status": 401, "times": 1}
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path / "expired", monkeypatch, faults=[fault],
+                                                concurrency=1)
+    assert result.status == "complete", result.errors
+    assert asked.count(refused) == 2
+    assert refused.removeprefix("/identity/v3") in through_keystoneauth
+    stored = {row[0] for row in query(database, "SELECT user_id FROM application_credentials")}
+    assert owner in stored

@@ -221,10 +221,13 @@ class Collector:
             snapshot.scope_project_ids = sorted(u.pager.project_id for u in units)
         snapshot.listings["projects"] = projects
 
+        jobs = [(unit, resource_type, job) for unit in units
+                for resource_type, job in self._jobs(unit, microversion, compute_failure, storage, swift).items()]
+        started_jobs = {(id(unit), resource_type): self.pool.submit(_guarded, resource_type, unit, job)
+                        for unit, resource_type, job in sorted(jobs, key=_longest_first)}
         futures: dict[str, list[Future]] = {}
-        for unit in units:
-            for resource_type, job in self._jobs(unit, microversion, compute_failure, storage, swift).items():
-                futures.setdefault(resource_type, []).append(self.pool.submit(_guarded, resource_type, unit, job))
+        for unit, resource_type, _job in jobs:  # the listings' order stays the one _jobs gives
+            futures.setdefault(resource_type, []).append(started_jobs[(id(unit), resource_type)])
         results: dict[str, list[Listing]] = {}
         for resource_type, pending in futures.items():
             results[resource_type] = [self._wait(f) for f in pending]
@@ -542,6 +545,16 @@ def _remove_stale_spools(parent: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except (ValueError, PermissionError):
             continue
+
+
+# The listings that take longest start first (a HEAD per Swift container, a GET per user, then the largest
+# listings): a pool that started them last would wait for them alone at the end.
+_LONGEST_FIRST = ("containers", "users", "servers", "ports", "volumes")
+
+
+def _longest_first(job: tuple) -> int:
+    resource_type = job[1]
+    return _LONGEST_FIRST.index(resource_type) if resource_type in _LONGEST_FIRST else len(_LONGEST_FIRST)
 
 
 def _guarded(resource_type: str, unit: _Unit, job):

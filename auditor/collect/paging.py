@@ -34,6 +34,7 @@ from auditor.collect.retry import (
     network_reason,
     status_text,
 )
+from auditor.collect.direct import DirectRoute, Shortcut
 from auditor.errors import CollectionCancelled
 from auditor.logs import mask
 from auditor.collect.pages import (
@@ -148,12 +149,13 @@ class Pager:
 
     def fetch(self, proxy, path: str, params: dict, listing: Listing, links_key: str | None = None,
               small: bool = False, one_record: bool = False, bare_list: bool = False,
-              **kwargs) -> tuple[bytes, PageInfo]:
+              shortcut: Shortcut | None = None, **kwargs) -> tuple[bytes, PageInfo]:
         """GET one page and check it; raises PageFailed (recorded by the caller) or CollectionCancelled.
         Transport failures are retried in the transport (auditor/collect/retry.py); a body that breaks off
         is retried here, with the same policy. With `one_record`, the answer is one object, not a list
         (a volume type's encryption; `{}` for none), and the page returned lists it under the listing's key;
-        with `bare_list`, the answer is a JSON list itself (Swift's), or nothing at all (204)."""
+        with `bare_list`, the answer is a JSON list itself (Swift's), or nothing at all (204). With a
+        `shortcut`, the GET skips keystoneauth once keystoneauth has answered one (see Shortcut)."""
         attempt = 0
         while True:
             attempt += 1
@@ -163,11 +165,17 @@ class Pager:
             listing.requests += 1
             started = time.monotonic()
             try:
-                response = proxy.get(path, params=params, raise_exc=False, connect_retries=0,
-                                     status_code_retries=0, stream=True, log=False, **kwargs)
+                response = shortcut.get(path, params, self.policy.max_wait) if shortcut else None
+                if response is None:
+                    if shortcut is not None and shortcut.route is not None:
+                        listing.requests += 1  # refused (401) or redirected: keystoneauth knows what to do
+                    response = proxy.get(path, params=params, raise_exc=False, connect_retries=0,
+                                         status_code_retries=0, stream=True, log=False, **kwargs)
+                    if shortcut is not None and not kwargs:
+                        shortcut.learn(proxy, response, path, params)
             except DeadlineReached as exc:
                 raise PageFailed(self._failure(listing, None, path, f"{exc}; stopped")) from None
-            except ksa_exceptions.ClientException as exc:
+            except (ksa_exceptions.ClientException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise PageFailed(self._failure(listing, None, path, _request_failed(exc, self.policy))) from None
             except openstack.exceptions.ServiceDisabledException:  # the catalog lacks it in this region
                 raise PageFailed(self._failure(listing, None, path, f"no {proxy.service_type} endpoint in "
@@ -201,37 +209,22 @@ class Pager:
 
     def head(self, proxy, url: str, listing: Listing) -> tuple[int, dict]:
         """HEAD `url`: its status and headers. Raises PageFailed for no answer, CollectionCancelled when
-        stopped; the transport retries as for GET, and the caller judges the status.
-
-        One HEAD per Swift container makes keystoneauth's and requests' own work per request (about 0.7 ms
-        of CPU) the cost of the listing, so the request goes straight to the connection pool requests keeps
-        for the host (its TLS settings, the retry policy mounted on it, keep-alive), with the session's
-        token. A 401 (a token that expired meanwhile) and a host reached through a proxy take the
-        keystoneauth path, which re-authenticates, follows redirects and knows proxies."""
+        stopped; the transport retries as for GET, and the caller judges the status. One HEAD per Swift
+        container: it goes straight to the pool (auditor/collect/direct.py) where it can."""
         if self.stop.is_set():
             raise CollectionCancelled("collection stopped before it finished; nothing was written")
         self._check_deadline(listing, url)
         listing.requests += 1
         try:
-            direct = _direct_route(proxy, url)
-            if direct is not None:
-                adapter, verify, cert, headers = direct
-                # as requests' HTTPAdapter.send picks and prepares the pool: it may be a new one each time
-                target = requests.PreparedRequest()  # only its URL is read: prepare() would cost 33 us a HEAD
-                target.url = url
-                pool = adapter.get_connection_with_tls_context(target, verify, cert=cert)
-                adapter.cert_verify(pool, url, verify, cert)
-                split = urlsplit(url)
-                with proxy._rate_semaphore:  # noqa: SLF001 - keystoneauth's client-side rate limit, if any
-                    response = pool.urlopen(
-                        "HEAD", split.path + (f"?{split.query}" if split.query else ""),
-                        headers={**headers, "X-Auth-Token": proxy.session.get_token()},
-                        retries=adapter.max_retries, redirect=False, preload_content=False,
-                        timeout=urllib3.Timeout(connect=self.policy.max_wait, read=self.policy.max_wait))
+            route = DirectRoute.for_url(proxy, url)
+            if route is not None:
+                response = route.send("HEAD", url, {"User-Agent": route.user_agent}, self.policy.max_wait)
                 response.drain_conn()
                 response.release_conn()
                 if response.status != 401 and not 300 <= response.status < 400:
                     return response.status, dict(response.headers)  # repeated headers joined, as requests does
+                if response.status == 401:
+                    route.forget_token()
                 listing.requests += 1  # a token that expired meanwhile, or a redirect: keystoneauth knows them
             response = proxy.head(url, raise_exc=False, connect_retries=0, status_code_retries=0, log=False)
         except DeadlineReached as exc:
@@ -407,11 +400,14 @@ class Pager:
             failed[None] = [failure] * len(unusable)
             parents = [p for p in parents if p not in set(unusable)]
 
+        shortcut = Shortcut()
+
         def one(parent: str):
             probe = Listing(listing.resource_type, listing.key, id_key=listing.id_key)
             path = path_template.format(parent)
             try:
-                body, info = self.fetch(proxy, path, {}, probe, small=True, one_record=one_record)
+                body, info = self.fetch(proxy, path, {}, probe, small=True, one_record=one_record,
+                                        shortcut=shortcut)
                 return parent, path, body, info, probe.requests, None, False
             except PageFailed as exc:
                 # A 404 means "none" only when the parent itself is gone (deleted since it was listed);
@@ -446,32 +442,6 @@ class Pager:
         found: list[PageInfo] = []
         self._paginate(listing, path, lambda: found.append(self._page(proxy, path, params, listing, **kwargs)))
         return listing, found[0] if found else None
-
-
-_DIRECT_LOCK = threading.Lock()
-
-
-def _direct_route(proxy, url: str):
-    """(requests' adapter, TLS verify, client cert, headers) for a request to `url`'s host as requests would
-    make it through `proxy`'s session (environment settings such as REQUESTS_CA_BUNDLE included), or None
-    when it must go through keystoneauth: a proxy server applies, or the session is not requests' own.
-    Worked out once per session and host."""
-    session = proxy.session.session  # keystoneauth's requests.Session, with the hardened adapter mounted
-    split = urlsplit(url)
-    key = (split.scheme, split.hostname, split.port)
-    with _DIRECT_LOCK:
-        cached = session.__dict__.setdefault("_auditor_direct_routes", {})  # lives and dies with the session
-        if key not in cached:
-            found = None
-            adapter = session.get_adapter(url) if isinstance(session, requests.Session) else None
-            usable = isinstance(adapter, requests.adapters.HTTPAdapter) and hasattr(proxy, "_rate_semaphore")
-            if usable and hasattr(adapter, "get_connection_with_tls_context"):  # requests 2.32.2 and later
-                settings = session.merge_environment_settings(url, {}, None, proxy.session.verify, proxy.session.cert)
-                if not requests.utils.select_proxy(url, settings["proxies"]):
-                    found = (adapter, settings["verify"], settings["cert"],
-                             {"User-Agent": proxy.session.user_agent or "auditor"})
-            cached[key] = found
-        return cached[key]
 
 
 class _BodyBroken(Exception):

@@ -53,7 +53,7 @@ class PdfResult:
     path: Path  # the PDF, renamed into place
     pages: int  # WeasyPrint's page count
     seconds: float  # wall time in the parent: the child's start, imports, layout and writing
-    peak_rss_mb: float  # the child's peak resident memory (its ru_maxrss)
+    peak_rss_mb: float  # the child's peak resident memory since it started its program (VmHWM)
     warnings: tuple[str, ...] = ()  # WeasyPrint's warnings (refused URLs, unsupported CSS), at most MAX_WARNINGS
 
 
@@ -197,7 +197,7 @@ def _child(source: str, partial: str, result_file: str, memory_limit_mb: int, cp
         if exc.errno == 12 or "cannot allocate memory" in str(exc).lower() or "map segment" in str(exc):
             os._exit(EXIT_MEMORY)
         raise
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_rss_mb = _peak_rss_mb()
     Path(result_file).write_text(json.dumps({"pages": pages, "seconds": seconds, "peak_rss_mb": peak_rss_mb}),
                                  encoding="utf-8")
     return 0
@@ -252,6 +252,19 @@ def _die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:  # the parent died before the request
         os._exit(EXIT_FAILED)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program. Not ru_maxrss: Linux carries it
+    across exec, so it counts the memory of the process this one was forked from (a service or a test
+    runner of 500 MB made a small PDF look like one of 500 MB)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 if __name__ == "__main__":
