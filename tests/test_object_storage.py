@@ -3,6 +3,7 @@ and metadata; what a reseller admin, a plain admin and a project member each get
 Swift refuses; and the keys that are never stored."""
 
 import copy
+import threading
 import json
 
 from conftest import query, served_snapshot
@@ -153,11 +154,14 @@ def test_hostile_listings_are_recorded_never_stored_as_good(tmp_path, monkeypatc
 
 def test_dot_names_are_never_asked_for_and_many_metadata_items_are_read(tmp_path, monkeypatch, demo_fixture):
     fixture = copy.deepcopy(demo_fixture)
-    busy = {f"X-Container-Meta-Item-{n:02d}": f"value {n}" for n in range(90)}  # Swift's limit on metadata items
+    # Swift allows 90 metadata items by default (max_meta_count); operators raise it
+    busy = {f"X-Container-Meta-Item-{n:03d}": f"value {n}" for n in range(200)}
+    # Swift sends UTF-8; a value that is not (the byte E9 alone) is kept as text, never a failed listing
+    busy.update({"X-Container-Meta-Owner": "équipe", "X-Container-Meta-Legacy": "caf\udce9"})
     busy.update({"X-Container-Read": "p9:*", "X-Container-Write": "p9:*", "X-Container-Sync-To": "//r/c/AUTH_p/x",
                  "X-Container-Sync-Key": "k", "X-History-Location": "busy", "X-Timestamp": "1700000000.00000",
                  "X-Put-Timestamp": "1700000000.00000", "Last-Modified": "Tue, 01 Dec 2026 00:00:00 GMT",
-                 "Accept-Ranges": "bytes", "X-Trans-Id": "tx0"})  # over 100 headers in all, as Swift may send
+                 "Accept-Ranges": "bytes", "X-Trans-Id": "tx0"})  # over 200 headers in all
     for name, headers in ((".", {"X-Container-Read": ".r:*"}), ("..", {"X-Container-Write": "*:*"}),
                           ("busy", busy)):
         fixture["containers"].append({"_project_id": STOREFRONT, "name": name, "count": 1, "bytes": 1,
@@ -172,7 +176,9 @@ def test_dot_names_are_never_asked_for_and_many_metadata_items_are_read(tmp_path
     stored = {n: m for n, m in query(database, "SELECT name, metadata FROM containers WHERE project_id = ?",
                                      [STOREFRONT])}
     assert "." not in stored and ".." not in stored
-    assert len(json.loads(stored["busy"])) == 90
+    metadata = json.loads(stored["busy"])
+    assert len(metadata) == 202
+    assert (metadata["owner"], metadata["legacy"]) == ("équipe", "café")
     [(read, sync_to)] = query(database, "SELECT read_acl, sync_to FROM containers WHERE name = 'busy'")
     assert (read, sync_to) == ("p9:*", "//r/c/AUTH_p/x")
 
@@ -233,3 +239,90 @@ def test_a_head_refused_for_an_expired_token_is_asked_again_through_keystoneauth
     assert [u.rsplit("/", 1)[1] for u in through_keystoneauth] == ["shop-invoices"]
     [(read,)] = query(database, "SELECT read_acl FROM containers WHERE name = 'shop-invoices'")
     assert read == f"{ANALYTICS}:*"
+
+
+def test_heads_made_all_at_once_are_retried_and_a_head_that_never_answers_is_recorded(tmp_path, monkeypatch,
+                                                                                     demo_fixture):
+    """The HEADs leave on one thread, all at once (auditor/collect/fanout.py), under the same retry policy as
+    every request: a 503 with Retry-After and a dropped connection are tried again and the container is
+    read; a HEAD that fails every try is recorded against its project, and the other containers are kept."""
+    from keystoneauth1.adapter import Adapter
+
+    through_keystoneauth = []
+    original = Adapter.head
+    monkeypatch.setattr(Adapter, "head", lambda self, url, **kw: through_keystoneauth.append(url) or original(
+        self, url, **kw))
+    invoices, assets = (rf"^/object/v1/AUTH_{STOREFRONT}/{name}$" for name in ("shop-invoices", "shop-assets"))
+    faults = [{"path": invoices, "method": "HEAD", "status": 503, "retry_after": 0, "times": 1},
+              {"path": assets, "method": "HEAD", "drop": True, "times": 1}]
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path / "flaky", monkeypatch, faults=faults)
+    assert result.status == "complete", result.errors
+    assert listed["containers"] == f"complete {len(demo_fixture['containers'])}"
+    assert asked.count(f"/object/v1/AUTH_{STOREFRONT}/shop-invoices") == 2
+    assert asked.count(f"/object/v1/AUTH_{STOREFRONT}/shop-assets") == 2
+    assert through_keystoneauth == []
+
+    faults = [{"path": invoices, "method": "HEAD", "status": 503}]  # every try (retries = 1: two)
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path / "down", monkeypatch, faults=faults)
+    assert result.status == "partial"
+    assert asked.count(f"/object/v1/AUTH_{STOREFRONT}/shop-invoices") == 2
+    assert _errors(database) == [(STOREFRONT, 503, "HTTP 503 Service Unavailable for the settings of container "
+                                                   "'shop-invoices'")]
+    names = {row[0] for row in query(database, "SELECT name FROM containers")}
+    assert names == {c["name"] for c in demo_fixture["containers"]} - {"shop-invoices"}
+
+    faults = [{"path": assets, "method": "HEAD", "drop": True}]
+    database, result, listed, asked = _snapshot(demo_fixture, tmp_path / "dropped", monkeypatch, faults=faults)
+    assert result.status == "partial"
+    assert asked.count(f"/object/v1/AUTH_{STOREFRONT}/shop-assets") == 2  # the policy's tries, no hidden one
+    [(project, status, message)] = _errors(database)
+    assert (project, status) == (STOREFRONT, None)
+    assert message == "request failed: connection dropped without an answer after 2 tries"
+
+
+def test_a_cloud_behind_tls_is_read_whole_with_its_ca_and_a_head_to_an_unknown_ca_is_refused(
+        tmp_path, monkeypatch, demo_fixture):
+    """The requests that skip keystoneauth (per-user GETs, Swift HEADs on threads and all at once) check the
+    cloud's certificate against the CA clouds.yaml names, as keystoneauth does; one signed by another CA
+    is refused, never read."""
+    import ssl
+
+    import openstack
+    from mailserver import make_pki
+
+    from auditor.collect.direct import DirectRoute
+    from auditor.collect.fanout import head_all
+    from auditor.collect.retry import Deadline, RetryPolicy, network_reason
+    from auditor.fakecloud import FakeCloud
+    from conftest import snapshot_into, write_clouds_yaml
+
+    pki, stranger = make_pki(tmp_path, "cloud"), make_pki(tmp_path, "stranger")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(pki["cert"], pki["key"])
+    with FakeCloud(demo_fixture, tls=tls) as cloud:
+        assert cloud.url.startswith("https://")
+        entry = {**cloud.clouds_yaml_entry(), "cacert": str(pki["ca"])}
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(write_clouds_yaml(tmp_path / "clouds.yaml",
+                                                                          {"demo": entry})))
+        database = tmp_path / "audit.duckdb"
+        [result] = snapshot_into(database)
+        assert result.status == "complete", result.errors
+        assert len(query(database, "SELECT id FROM containers")) == len(demo_fixture["containers"])
+        assert len(query(database, "SELECT id FROM application_credentials")) == len(
+            demo_fixture["application_credentials"])
+
+        conn = openstack.connect(cloud="demo")
+        try:
+            account = conn.object_store.get_endpoint()
+            url = f"{account.rsplit('AUTH_', 1)[0]}AUTH_{STOREFRONT}/shop-invoices"
+            trusted = DirectRoute.for_url(conn.object_store, url)
+            policy = RetryPolicy(retries=0, backoff=0.01, max_wait=5, stop=threading.Event(),
+                                 deadline=Deadline(60))
+            [answer] = head_all(trusted, [url], 1, policy)
+            assert answer.status == 204
+            untrusting = DirectRoute(conn.object_store, conn.session.session.get_adapter(url), url,
+                                     str(stranger["ca"]), None)
+            [refused] = head_all(untrusting, [url], 1, policy)
+            assert isinstance(refused, Exception) and network_reason(refused) == "TLS handshake failed"
+        finally:
+            conn.close()

@@ -30,7 +30,7 @@ class DirectRoute:
     def __init__(self, proxy, adapter: requests.adapters.HTTPAdapter, url: str, verify, cert):
         self._proxy = proxy
         self._adapter = adapter
-        self._verify, self._cert = verify, cert
+        self.verify, self.cert = verify, cert  # as requests reads them, environment included
         self._target = requests.PreparedRequest()  # only its URL is read: prepare() would cost 33 us a request
         self._target.url = url
         self._lock = threading.Lock()
@@ -45,7 +45,7 @@ class DirectRoute:
         reads them), or the session is not requests' own."""
         session = proxy.session.session  # keystoneauth's requests.Session, with the hardened adapter mounted
         split = urlsplit(url)
-        key = (split.scheme, split.hostname, split.port)
+        key = (split.scheme, split.hostname, split.port, proxy.service_type)  # its rate limit is the service's
         with _ROUTES_LOCK:
             cached = session.__dict__.setdefault("_auditor_direct_routes", {})  # lives and dies with the session
             if key not in cached:
@@ -59,6 +59,18 @@ class DirectRoute:
                         found = cls(proxy, adapter, url, settings["verify"], settings["cert"])
                 cached[key] = found
             return cached[key]
+
+    @property
+    def unthrottled(self) -> bool:
+        """Whether keystoneauth limits neither the rate nor the number of requests at once (its default):
+        only then may requests leave without passing its semaphore (auditor/collect/fanout.py)."""
+        semaphore = self._proxy._rate_semaphore  # noqa: SLF001
+        return getattr(semaphore, "_concurrency", 1) is None and getattr(semaphore, "_rate_delay", 1) == 0
+
+    def fresh_token(self) -> str | None:
+        """The token, if asked for within TOKEN_REUSE_SECONDS; else None (call token())."""
+        cached = self._token
+        return cached[1] if cached is not None and time.monotonic() - cached[0] <= TOKEN_REUSE_SECONDS else None
 
     def token(self) -> str:
         now = time.monotonic()
@@ -94,8 +106,8 @@ class DirectRoute:
         requests' pool manager closes the pools it evicts (ClosedPoolError), and then it is asked again."""
         with self._lock:
             if self._pool is None or renew:
-                pool = self._adapter.get_connection_with_tls_context(self._target, self._verify, cert=self._cert)
-                self._adapter.cert_verify(pool, self._target.url, self._verify, self._cert)
+                pool = self._adapter.get_connection_with_tls_context(self._target, self.verify, cert=self.cert)
+                self._adapter.cert_verify(pool, self._target.url, self.verify, self.cert)
                 self._pool = pool
             return self._pool
 
@@ -104,13 +116,12 @@ class Shortcut:
     """Where the GETs of a listing that asks one path per item go once keystoneauth has answered one of
     them: the same endpoint (the answer's URL without the path asked for) and the same headers (its
     microversion, request id, user agent), straight through the DirectRoute. Until then, and whenever
-    the route is unusable, get() returns None and the caller asks keystoneauth."""
+    the route is unusable, get() answers nothing and the caller asks keystoneauth."""
 
-    _SKIPPED_HEADERS = frozenset({"x-auth-token", "content-length", "cookie", "authorization"})
+    _SKIPPED_HEADERS = frozenset({"x-auth-token", "x-service-token", "content-length", "cookie", "authorization"})
 
     def __init__(self) -> None:
-        self.route: DirectRoute | None = None
-        self._learned: tuple[str, dict] | None = None  # (endpoint, headers), set once
+        self._learned: tuple[DirectRoute, str, dict] | None = None  # (route, endpoint, headers), set once
 
     def learn(self, proxy, response: requests.Response, path: str, params: dict) -> None:
         if self._learned is not None or params or response.history:
@@ -123,22 +134,23 @@ class Shortcut:
             return
         headers = {key: value for key, value in response.request.headers.items()
                    if key.lower() not in self._SKIPPED_HEADERS}
-        self.route, self._learned = route, (url[: -len(path)], headers)
+        self._learned = (route, url[: -len(path)], headers)
 
-    def get(self, path: str, params: dict, timeout: float) -> "DirectAnswer | None":
-        """The answer, or None: nothing learned yet, or a 401 or redirect (keystoneauth's to handle)."""
-        learned, route = self._learned, self.route
-        if learned is None or route is None or params:
-            return None
-        endpoint, headers = learned
+    def get(self, path: str, params: dict, timeout: float) -> "tuple[DirectAnswer | None, bool]":
+        """(the answer or None, whether a request was made): None when nothing is learned yet, or for a 401
+        or a redirect (keystoneauth's to handle)."""
+        learned = self._learned
+        if learned is None or params:
+            return None, False
+        route, endpoint, headers = learned
         answer = route.send("GET", endpoint + path, headers, timeout)
         if answer.status == 401 or 300 <= answer.status < 400:
             if answer.status == 401:
                 route.forget_token()
             answer.close()  # its body is not read: the connection cannot serve another request
             answer.release_conn()
-            return None
-        return DirectAnswer(answer, endpoint + path)
+            return None, True
+        return DirectAnswer(answer, endpoint + path), True
 
 
 class DirectAnswer:

@@ -26,8 +26,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import orjson
 
+from auditor.collect.direct import DirectRoute
+from auditor.collect.fanout import Answer, TokenFailed, head_all
 from auditor.collect.paging import CollectionFailure, Listing, PageFailed, Pager
-from auditor.collect.retry import status_text
+from auditor.collect.retry import DeadlineReached, network_reason, status_text
 from auditor.redact import redact_mapping
 
 SWIFT_MAX_PAGE = 10_000  # Swift's account_listing_limit by default: it refuses (412) a larger limit
@@ -81,11 +83,14 @@ def list_containers(pager: Pager, proxy, accounts: dict[str, str], workers: int,
             if failure is not None:
                 listing.fail(failure)
             wanted.extend((project, url, entry) for entry in entries)
-        inspected = pool.map(lambda item: _inspect(pager, proxy, *item), wanted)
+        targets = [_target(project, url, entry) for project, url, entry in wanted]
+        answers, requests_made = _heads(pager, proxy, [url for url, _known in targets if url is not None], pool,
+                                        workers)
+        listing.requests += requests_made
         records: dict[str, list[dict]] = {}
         refused: dict[tuple[str, int | None], list[CollectionFailure]] = {}
-        for (project, _url, _entry), (record, failure, requests_made) in zip(wanted, inspected):
-            listing.requests += requests_made
+        for (project, _url, entry), (url, known) in zip(wanted, targets):
+            record, failure = known if url is None else _judge(project, entry, url, answers[url])
             if failure is not None:
                 refused.setdefault((project, failure.http_status), []).append(failure)
             elif record is not None:
@@ -143,30 +148,81 @@ def _list_account(pager: Pager, proxy, project: str, url: str, page_size: int):
         return project, url, entries, failure, probe.requests
 
 
-def _inspect(pager: Pager, proxy, project: str, account_url: str, entry: dict):
-    """(the container's record or None when it is gone, a failure or None, requests made). An entry without
-    a name is kept without an id: the store counts it and stores nothing of it."""
-    probe = Listing("containers", "containers")
+def _target(project: str, account_url: str, entry: dict) -> tuple[str | None, tuple]:
+    """(the URL to HEAD for the container's settings, ()) or (None, (record, failure)) when there is none
+    to ask: an entry without a name is kept without an id (the store counts it and stores nothing of it)."""
     name = entry.get("name")
-    listed = {key: entry.get(key) for key in _LISTING_FIELDS}
     if not isinstance(name, str) or not name:
-        return {"id": None, "project_id": project, **listed}, None, 0
+        return None, ({"id": None, "project_id": project, **_listed(entry)}, None)
     url = f"{account_url}/{quote(name, safe='')}"
-    if name in (".", ".."):  # a proxy resolves them (`AUTH_p/..` is `/v1/`), and requests sends them as they are
-        return None, CollectionFailure("containers", project, None, url, (
+    if name in (".", ".."):  # a proxy resolves them (`AUTH_p/..` is `/v1/`), and clients send them as they are
+        return None, (None, CollectionFailure("containers", project, None, url, (
             f"container {name!r} cannot be asked for by name without the path being resolved; its settings "
-            "were not read")), 0
-    try:
-        status, headers = pager.head(proxy, url, probe)
-    except PageFailed as exc:
-        exc.failure.project_id = project
-        return None, exc.failure, probe.requests
+            "were not read")))
+    return url, ()
+
+
+def _judge(project: str, entry: dict, url: str, answer) -> tuple[dict | None, CollectionFailure | None]:
+    """(the container's record, or None when it is gone; a failure or None) from its HEAD's answer: a
+    (status, headers) pair or the failure that ended its tries."""
+    if isinstance(answer, CollectionFailure):
+        answer.project_id = project
+        return None, answer
+    status, headers = answer
     if status == 404:
-        return None, None, probe.requests  # deleted since the account listed it
+        return None, None  # deleted since the account listed it
     if status >= 300:
         return None, CollectionFailure("containers", project, status, url, (
-            f"HTTP {status_text(status)} for the settings of container {name!r}")), probe.requests
-    return container_record(project, listed, headers), None, probe.requests
+            f"HTTP {status_text(status)} for the settings of container {entry['name']!r}"))
+    return container_record(project, _listed(entry), headers), None
+
+
+def _heads(pager: Pager, proxy, urls: list[str], pool: ThreadPoolExecutor, workers: int) -> tuple[dict, int]:
+    """{url: (status, headers) or the CollectionFailure that ended its tries}, and the requests made. All
+    at once on one thread where the direct route allows (auditor/collect/fanout.py); a 401 (the token
+    expired meanwhile: keystoneauth authenticates anew) and a redirect are asked again through keystoneauth,
+    and a host the route does not reach goes through Pager.head, on threads."""
+    answers: dict = {}
+    requests_made = 0
+    route = DirectRoute.for_url(proxy, urls[0]) if urls else None  # every account is on the endpoint's host
+    later = list(urls)
+    retried: set[str] = set()  # refused or redirected on the direct route: keystoneauth's to handle
+    if route is not None and route.unthrottled:
+        host = urlsplit(urls[0]).netloc
+        fanned = [url for url in urls if urlsplit(url).netloc == host]
+        requests_made += len(fanned)
+        later = [url for url in urls if urlsplit(url).netloc != host]
+        for url, answer in zip(fanned, head_all(route, fanned, workers, pager.policy)):
+            if isinstance(answer, Answer) and (answer.status == 401 or 300 <= answer.status < 400):
+                if answer.status == 401:
+                    route.forget_token()
+                later.append(url)
+                retried.add(url)
+            elif isinstance(answer, Answer):
+                answers[url] = (answer.status, answer.headers)
+            elif isinstance(answer, DeadlineReached):
+                answers[url] = CollectionFailure("containers", None, None, url, f"{answer}; stopped")
+            elif isinstance(answer, TokenFailed):
+                answers[url] = CollectionFailure("containers", None, None, url, str(answer))
+            else:
+                answers[url] = CollectionFailure("containers", None, None, url, (
+                    f"request failed: {network_reason(answer)} after {pager.policy.tries} tries"))
+
+    def one(url: str):
+        probe = Listing("containers", "containers")
+        try:
+            return url, pager.head(proxy, url, probe, direct=url not in retried), probe.requests
+        except PageFailed as exc:
+            return url, exc.failure, probe.requests
+
+    for url, answer, made in pool.map(one, later):
+        answers[url] = answer
+        requests_made += made
+    return answers, requests_made
+
+
+def _listed(entry: dict) -> dict:
+    return {key: entry.get(key) for key in _LISTING_FIELDS}
 
 
 def container_record(project: str, listed: dict, headers) -> dict:

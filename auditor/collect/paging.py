@@ -165,9 +165,9 @@ class Pager:
             listing.requests += 1
             started = time.monotonic()
             try:
-                response = shortcut.get(path, params, self.policy.max_wait) if shortcut else None
+                response, asked = shortcut.get(path, params, self.policy.max_wait) if shortcut else (None, False)
                 if response is None:
-                    if shortcut is not None and shortcut.route is not None:
+                    if asked:
                         listing.requests += 1  # refused (401) or redirected: keystoneauth knows what to do
                     response = proxy.get(path, params=params, raise_exc=False, connect_retries=0,
                                          status_code_retries=0, stream=True, log=False, **kwargs)
@@ -207,16 +207,16 @@ class Pager:
                 raise PageFailed(self._failure(listing, response.status_code, path, str(exc))) from None
             return body, info
 
-    def head(self, proxy, url: str, listing: Listing) -> tuple[int, dict]:
+    def head(self, proxy, url: str, listing: Listing, direct: bool = True) -> tuple[int, dict]:
         """HEAD `url`: its status and headers. Raises PageFailed for no answer, CollectionCancelled when
-        stopped; the transport retries as for GET, and the caller judges the status. One HEAD per Swift
-        container: it goes straight to the pool (auditor/collect/direct.py) where it can."""
+        stopped; the transport retries as for GET, and the caller judges the status. It goes straight to
+        the pool (auditor/collect/direct.py) where it can, unless `direct` is False."""
         if self.stop.is_set():
             raise CollectionCancelled("collection stopped before it finished; nothing was written")
         self._check_deadline(listing, url)
         listing.requests += 1
         try:
-            route = DirectRoute.for_url(proxy, url)
+            route = DirectRoute.for_url(proxy, url) if direct else None
             if route is not None:
                 response = route.send("HEAD", url, {"User-Agent": route.user_agent}, self.policy.max_wait)
                 response.drain_conn()

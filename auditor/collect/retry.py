@@ -119,7 +119,8 @@ def network_reason(error: BaseException) -> str:
         if isinstance(current, socket.gaierror) or "NameResolution" in name or "Name or service not known" in text:
             return "host name not resolved"
         if "RemoteDisconnected" in name or "RemoteDisconnected" in text or "Connection aborted" in text \
-                or isinstance(current, ConnectionResetError) or "reset by peer" in text:
+                or "ServerDisconnected" in name or isinstance(current, ConnectionResetError) \
+                or "reset by peer" in text:
             return "connection dropped without an answer"
         if "SSL" in name or "CERTIFICATE" in text:
             return "TLS handshake failed"

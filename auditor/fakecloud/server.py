@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -111,7 +112,8 @@ def _shared_network(network: dict) -> bool:
 class FakeCloud:
     """Serve `fixture` on host:port (port 0 picks a free one). Use as a context manager or start()/stop()."""
 
-    def __init__(self, fixture: dict, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, fixture: dict, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None):
+        """With `tls` (a server-side context holding the certificate) it serves HTTPS."""
         self.fixture = fixture
         self.cloud = dict(fixture["cloud"])  # tests change settings per server, never the shared fixture
         self.region = self.cloud.get("region", "RegionOne")
@@ -153,13 +155,17 @@ class FakeCloud:
         self._request = threading.local()  # the fault (if any) of the request this thread serves
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:  # each connection's handshake happens as it is accepted
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     @property
     def auth_url(self) -> str:
