@@ -70,16 +70,18 @@ def run_snapshot(clouds: Path, database: Path) -> dict:
     con = duckdb.connect(str(database), read_only=True)  # the catalog; its views read the lake
     counts = dict(con.execute("SELECT resource_type, row_count FROM snapshot_resources").fetchall())
     requests = con.execute("SELECT request_count FROM snapshots").fetchone()[0]
+    shared = con.execute("SELECT count(*) FROM images WHERE visibility = 'shared'").fetchone()[0]
     con.close()
-    return {"wall": wall, "maxrss_mb": maxrss / 1024, "counts": counts, "requests": requests}
+    return {"wall": wall, "maxrss_mb": maxrss / 1024, "counts": counts, "requests": requests, "shared_images": shared}
 
 
-def minimum_requests(counts: dict) -> int:
+def minimum_requests(counts: dict, shared_images: int) -> int:
     """Fewest listing requests at the largest page each service allows (Neutron: our page size)."""
     paged = ["servers", "flavors", "server_groups", "ports", "floating_ips", "security_groups", "networks", "subnets",
              "routers", "address_groups"]
     total = sum(max(1, math.ceil(counts[r] / PAGE)) for r in paged)
     total += max(1, math.ceil(counts["images"] / PAGE)) + 1  # plus the hidden-images pass
+    total += shared_images  # each shared image's members
     total += 3 + counts.get("users", 0)  # users, roles, role assignments; each user's application credentials
     cinder = min(PAGE, 1000)  # Cinder's osapi_max_limit
     total += sum(max(1, math.ceil(counts.get(r, 0) / cinder)) for r in ("volumes", "volume_snapshots",
@@ -150,6 +152,12 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
             list(each.map(lambda t: client.get(f"/volume/v3/types/{t['id']}/os-volume-type-access"),
                           [t for t in types if not t["is_public"]]))
 
+    def images():
+        client.follow(f"/image/v2/images?visibility=all&limit={PAGE}", "/image/v2/images")
+        shared = json.loads(client.get(f"/image/v2/images?visibility=shared&limit={PAGE}"))["images"]
+        with ThreadPoolExecutor(max_workers=4) as each:
+            list(each.map(lambda image: client.get(f"/image/v2/images/{image['id']}/members"), shared))
+
     def identity():
         users = json.loads(client.get("/identity/v3/users"))["users"]
         with ThreadPoolExecutor(max_workers=4) as each:
@@ -178,7 +186,7 @@ def bare_download(clouds: Path) -> tuple[float, int, int]:
         lambda: client.follow(f"/compute/v2.1/flavors/detail?is_public=None&limit={PAGE}", "/compute/v2.1/flavors/detail"),
         lambda: client.get("/compute/v2.1/os-availability-zone/detail"),
         server_groups,
-        lambda: client.follow(f"/image/v2/images?visibility=all&limit={PAGE}", "/image/v2/images"),
+        images,
         lambda: client.follow(f"/image/v2/images?visibility=all&os_hidden=true&limit={PAGE}", "/image/v2/images"),
         lambda: client.follow(f"/network/v2.0/security-groups?limit={PAGE}", "/network/v2.0/security-groups"),
         lambda: client.follow(f"/network/v2.0/ports?limit={PAGE}", "/network/v2.0/ports"),
@@ -243,7 +251,7 @@ def main() -> None:
                 proc.terminate()
                 proc.wait()
             rows = sum(snap["counts"].values())
-            minimum = minimum_requests(snap["counts"])
+            minimum = minimum_requests(snap["counts"], snap["shared_images"])
             print(" | ".join([
                 f"{servers:,}", f"{rows:,}", f"{snap['wall']:.1f}", f"{servers / snap['wall']:,.0f}",
                 f"{bare_s:.1f}", f"{snap['wall'] / bare_s:.1f}", str(snap["requests"]), str(minimum),

@@ -222,3 +222,75 @@ def test_a_network_listed_by_several_projects_is_stored_once_shared_if_any_proje
     public = {n["id"] for n in demo_fixture["networks"] if n["router:external"]}
     assert all(count == 1 for _id, count, _shared in rows)
     assert {network_id for network_id, _count, shared in rows if shared} >= public
+
+
+def test_shared_images_members_are_listed_where_glance_shows_them_whole(tmp_path, monkeypatch, demo_fixture):
+    """A cloud-scope snapshot lists the members of every shared image; a project-scoped one only those of
+    its own projects' images (Glance would show a member only itself: never taken for the whole list)."""
+    import copy
+
+    from conftest import served_snapshot
+
+    storefront, analytics, labs, erp = ("7e5f8d68f6ac5e7dbcee312162b6639d", "918f958561bc5e39bc8f0d20cf51e5f2",
+                                        "2fbd15b19b525cd78dcb0cc771227773", "e2c35f5714b85c7283e4fc5d182f5141")
+    fixture = copy.deepcopy(demo_fixture)
+    base = next(i for i in fixture["images"] if i["visibility"] == "shared")
+    fixture["images"].append({**base, "id": "5b1f3c1e-0000-4000-8000-00000000labs", "name": "labs-toolbox",
+                              "owner": labs, "_members": [storefront, erp], "_member_status": {erp: "rejected"}})
+    shared = {i["id"]: i for i in fixture["images"] if i["visibility"] == "shared"}
+    expected = {(image_id, member, image.get("_member_status", {}).get(member, "accepted"))
+                for image_id, image in shared.items() for member in image["_members"]}
+
+    database, result, listed, asked = served_snapshot(fixture, tmp_path / "admin", monkeypatch,
+                                                      r"^/image/v2/images/[^?]+/members")
+    assert result.status == "complete", result.errors
+    assert set(query(database, "SELECT image_id, member_id, status FROM image_members")) == expected
+    assert listed["image_members"] == f"complete {len(expected)}"
+    assert sorted(asked) == sorted(f"/image/v2/images/{i}/members" for i in shared)
+    assert {row[0] for row in query(database, "SELECT id FROM image_members")} == {
+        f"{i}/{m}" for i, m, _ in expected}
+
+    database, result, listed, asked = served_snapshot(fixture, tmp_path / "alice", monkeypatch,
+                                                      r"^/image/v2/images/[^?]+/members", user="alice")
+    assert result.status == "complete", result.errors
+    assert asked == [f"/image/v2/images/{base['id']}/members"]  # labs' image: shown to alice, not its members
+    assert set(query(database, "SELECT image_id, member_id FROM image_members")) == {(base["id"], storefront)}
+    assert base["owner"] == analytics
+
+
+def test_glance_refusing_an_images_members_makes_the_members_partial_and_the_rule_skip(tmp_path, monkeypatch,
+                                                                                       demo_fixture):
+    from conftest import served_snapshot
+
+    from auditor.config import RulesSettings
+    from auditor.rules.evaluate import evaluate, load_ruleset
+
+    database, result, listed, _ = served_snapshot(demo_fixture, tmp_path, monkeypatch, r"^$", faults=[
+        {"path": r"^/image/v2/images/[^/?]+/members", "status": 403}])
+    assert result.status == "partial"
+    assert listed["image_members"] == "failed 0"
+    [(status, message)] = query(database, "SELECT http_status, message FROM collection_errors "
+                                          "WHERE resource_type = 'image_members'")
+    assert status == 403
+    [evaluation] = evaluate(database, load_ruleset(RulesSettings()), [result.snapshot_id])
+    rows = query(database, "SELECT resource_id, status FROM findings WHERE evaluation_id = ? "
+                           "AND rule_id = 'image_not_shared_with_many_projects'", [evaluation.evaluation_id])
+    assert rows and all(status == "skip" for _, status in rows)
+
+
+def test_glances_own_member_sample_is_stored_field_by_field(tmp_path, monkeypatch):
+    import json
+
+    from conftest import SAMPLES, served_snapshot
+    from test_samples import _fixture
+
+    members = json.loads((SAMPLES / "glance/image-members-list-response.json").read_text())["members"]
+    image = json.loads((SAMPLES / "glance/image-show-response.json").read_text())
+    fixture = _fixture(images=[{**image, "id": members[0]["image_id"], "visibility": "shared",
+                                "_members": members}])
+    database, result, listed, _ = served_snapshot(fixture, tmp_path, monkeypatch, r"^$")
+    assert result.status == "complete", result.errors
+    rows = query(database, "SELECT id, image_id, member_id, status, strftime(created_at, '%Y-%m-%dT%H:%M:%SZ'), "
+                           "strftime(updated_at, '%Y-%m-%dT%H:%M:%SZ') FROM image_members ORDER BY member_id")
+    assert rows == [(f"{m['image_id']}/{m['member_id']}", m["image_id"], m["member_id"], m["status"],
+                     m["created_at"], m["updated_at"]) for m in sorted(members, key=lambda m: m["member_id"])]

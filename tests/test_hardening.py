@@ -175,9 +175,11 @@ def test_a_service_the_catalog_lacks_is_a_partial_snapshot(tmp_path, demo_fixtur
     con = duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True)
     errors = con.execute("SELECT resource_type, message FROM collection_errors").fetchall()
     statuses = dict(con.execute("SELECT resource_type, status FROM snapshot_resources").fetchall())
-    assert errors and {r for r, _ in errors} == {"images"}
-    assert all("no image endpoint in this region of the service catalog" in m for _, m in errors)
-    assert statuses["images"] == "failed"
+    assert errors and {r for r, _ in errors} == {"images", "image_members"}
+    messages = dict(errors)
+    assert "no image endpoint in this region of the service catalog" in messages["images"]
+    assert "the images could not be listed whole" in messages["image_members"]  # never "none shared"
+    assert statuses["images"] == "failed" and statuses["image_members"] == "failed"
     assert statuses["servers"] == "complete"
 
 

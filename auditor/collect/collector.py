@@ -53,6 +53,7 @@ RESOURCE_TYPES = {
     "availability_zones": "availability_zone_count",
     "server_groups": "server_group_count",
     "images": "image_count",
+    "image_members": "image_member_count",
     "security_groups": "security_group_count",
     "security_group_rules": "security_group_rule_count",
     "ports": "port_count",
@@ -352,7 +353,19 @@ class Collector:
             listing = pager.list_glance(conn.image, {"visibility": "all", "limit": page}, Listing("images", "images"))
             if listing.complete:  # hidden images only show when asked for
                 pager.list_glance(conn.image, {"visibility": "all", "os_hidden": "true", "limit": page}, listing)
-            return listing
+            members = Listing("image_members", "members", id_key="member_id")
+            if not listing.complete:
+                members.fail(CollectionFailure("image_members", pager.project_id, None, "/images",
+                                               "the images could not be listed whole, so neither could the "
+                                               "members of the shared ones"))
+            # Glance shows an image's members to its owner and to admins; anyone else sees only its own
+            # membership, which is not the image's member list: only the owner's (or an admin's) are asked.
+            shared = [i["id"] for i in _small_records(listing)
+                      if i.get("visibility") == "shared" and isinstance(i.get("id"), str)
+                      and (every or i.get("owner") == pager.project_id)]
+            pager.list_per_parent(conn.image, "/images/{}/members", "/images/{}", shared, "image_id",
+                                  "shared images", members, self.settings.concurrency)
+            return listing, members
 
         def security_groups():
             groups = pager.list_marker_paged(conn.network, "/security-groups", {"limit": page},
@@ -599,9 +612,10 @@ def _string_ids(texts: list) -> list[str]:
 
 
 # Jobs that list several resource types at once, the others from the first: rules from their groups, the
-# application credentials of each user listed, the encryption and access lists of each volume type. A job
-# for volume types in project scope lists the types alone.
-_PAIRED = {"security_groups": ("security_group_rules",), "users": ("application_credentials",),
+# members of each shared image, the application credentials of each user listed, the encryption and access
+# lists of each volume type. A job for volume types in project scope lists the types alone.
+_PAIRED = {"security_groups": ("security_group_rules",), "images": ("image_members",),
+           "users": ("application_credentials",),
            "volume_types": ("volume_type_encryption", "volume_type_access")}
 
 

@@ -550,12 +550,39 @@ class FakeCloud:
         return self._legacy_servers
 
     # -- glance ----------------------------------------------------------------------------------------
+    def _image_members(self, image_id: str, token: Token, members: bool):
+        """GET /v2/images/<id> and /v2/images/<id>/members, as Glance's default policy answers them: the owner
+        and admins see every member, a member only itself; an image the caller cannot see is not found, and
+        only shared images have members. `_members` lists the member projects (or whole member records, served
+        as they are), `_member_status` their answers (accepted unless it says otherwise)."""
+        image = next((i for i in self.collections["images"].items if i.get("id") == image_id), None)
+        project = token.project.get("id")
+        owner = token.is_admin or (image is not None and image.get("owner") == project)
+        listed = list(image.get("_members", [])) if image is not None else []
+        member_ids = [m.get("member_id") if isinstance(m, dict) else m for m in listed]
+        if image is None or not (owner or image.get("visibility") in ("public", "community")
+                                 or project in member_ids):
+            raise HTTPError(404, f"No image found with ID {image_id}")
+        if not members:
+            return json_response(200, public(image))
+        if image.get("visibility") != "shared":
+            raise HTTPError(403, "Only shared images have members.")
+        statuses = image.get("_member_status", {})
+        stamp = image.get("created_at", "2026-01-01T00:00:00Z")
+        records = [m if isinstance(m, dict) else
+                   {"created_at": stamp, "image_id": image_id, "member_id": m, "schema": "/v2/schemas/member",
+                    "status": statuses.get(m, "accepted"), "updated_at": stamp} for m in listed]
+        shown = [r for r, member in zip(records, member_ids) if owner or member == project]
+        return json_response(200, {"members": shown, "schema": "/v2/schemas/members"})
+
     def _image(self, parts, query, token: Token):
         if not parts:
             versions = [
                 {"id": "v2.16", "status": "CURRENT", "links": [{"rel": "self", "href": f"{self.url}/image/v2/"}]},
             ]
             return json_response(300, {"versions": versions})
+        if len(parts) in (3, 4) and parts[:2] == ["v2", "images"] and parts[3:] in ([], ["members"]):
+            return self._image_members(parts[2], token, members=len(parts) == 4)
         if parts != ["v2", "images"]:
             raise HTTPError(404, "The resource could not be found.")
         collection = self.collections["images"]

@@ -131,6 +131,12 @@ TABLES = {
            json_merge_patch(item, {sql_literal(_patch_removing(IMAGE_CORE_KEYS))}) AS properties,
            item AS raw""",
     ),
+    "image_members": (
+        {"image_id": "VARCHAR", "member_id": "VARCHAR", "status": "VARCHAR", "created_at": "VARCHAR",
+         "updated_at": "VARCHAR"},
+        f"""s.image_id, s.member_id, s.status,
+            {_ts('s.created_at')} AS created_at, {_ts('s.updated_at')} AS updated_at, item AS raw""",
+    ),
     "security_groups": (
         {**_NEUTRON_BASE, "name": "VARCHAR", "stateful": "BOOLEAN", "shared": "BOOLEAN",
          "security_group_rules": "JSON"},
@@ -360,6 +366,11 @@ _DERIVED_KEYS["volume_type_access"] = (
     "s.volume_type_id || '/' || s.project_id",
     "to_json(CASE WHEN json_type(p.volume_type_id) = 'VARCHAR' AND json_type(p.project_id) = 'VARCHAR' "
     "THEN (p.volume_type_id ->> '$') || '/' || (p.project_id ->> '$') END)",
+)
+_DERIVED_KEYS["image_members"] = (  # Glance names the image in each member record
+    "s.image_id || '/' || s.member_id",
+    "to_json(CASE WHEN json_type(p.image_id) = 'VARCHAR' AND json_type(p.member_id) = 'VARCHAR' "
+    "THEN (p.image_id ->> '$') || '/' || (p.member_id ->> '$') END)",
 )
 _REPEATS_EXPECTED = {"role_assignments"}
 # Which copy of a record listed more than once (by several projects) is kept, where the copies differ: Neutron

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     volume_type_encryption_count BIGINT,
     volume_type_access_count BIGINT,
     container_count BIGINT,
+    image_member_count BIGINT,             -- NULL before 0.2.0
     error_count BIGINT,
     request_count BIGINT
 );
@@ -191,6 +192,17 @@ CREATE TABLE IF NOT EXISTS images (
     updated_at TIMESTAMP,
     tags VARCHAR[],
     properties JSON,
+    raw JSON
+);
+
+CREATE TABLE IF NOT EXISTS image_members (
+    snapshot_id BIGINT NOT NULL,
+    id VARCHAR,                            -- <image id>/<member id>
+    image_id VARCHAR,                      -- a shared image
+    member_id VARCHAR,                     -- a project it is shared with
+    status VARCHAR,                        -- pending, accepted or rejected (the member's answer)
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
     raw JSON
 );
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Load order matters: servers take flavor details from flavors, derived tables read ports.
 LOAD_ORDER = ("projects", "flavors", "servers", "availability_zones", "server_groups", "images",
-              "security_groups", "security_group_rules", "ports", "floating_ips", "networks", "subnets", "routers",
+              "image_members", "security_groups", "security_group_rules", "ports", "floating_ips", "networks", "subnets", "routers",
               "address_groups", "users", "roles", "role_assignments", "application_credentials", "volumes",
               "volume_snapshots", "volume_backups", "volume_types", "volume_type_encryption", "volume_type_access",
               "containers")

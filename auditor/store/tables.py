@@ -21,7 +21,8 @@ PARTITION_KEY = {SNAPSHOT: "snapshot_id", EVALUATION: "evaluation_id"}
 MANIFEST = {SNAPSHOT: "snapshots", EVALUATION: "evaluations"}  # written last: its file commits the write
 
 RESOURCE_TABLES = (
-    "projects", "servers", "flavors", "availability_zones", "server_groups", "images", "security_groups",
+    "projects", "servers", "flavors", "availability_zones", "server_groups", "images", "image_members",
+    "security_groups",
     "security_group_rules", "ports", "server_security_groups", "floating_ips", "networks", "subnets", "routers",
     "address_groups", "users", "roles", "role_assignments", "application_credentials", "volumes",
     "volume_snapshots", "volume_backups", "volume_types", "volume_type_encryption", "volume_type_access",
