@@ -42,8 +42,10 @@ def test_403_on_one_projects_listing(clouds_yaml, fake_cloud, demo_fixture):
     assert snapshot.resource_status("servers") == "partial"
 
 
-def test_429_with_retry_after_is_retried_and_completes(clouds_yaml, fake_cloud):
-    fake_cloud.add_fault(r"/servers/detail", status=429, retry_after=1, times=1)
+@pytest.mark.parametrize("retry_after", [1, "0.5", "soon"], ids=["seconds", "fraction", "unreadable"])
+def test_429_with_retry_after_is_retried_and_completes(clouds_yaml, fake_cloud, retry_after):
+    """A Retry-After urllib3 cannot read (a fraction, a word) is no reason to give up: the backoff applies."""
+    fake_cloud.add_fault(r"/servers/detail", status=429, retry_after=retry_after, times=1)
     snapshot = collect(retries=2)
     assert snapshot.status == "complete", snapshot.failures
     assert len(fake_cloud.requests_to(r"/servers/detail")) == 2

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from http.client import responses as http_reasons
 
+from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from auditor.errors import CollectionCancelled
@@ -96,7 +97,10 @@ class _PolicyRetry(Retry):
     def sleep(self, response=None) -> None:
         retry_after = None
         if response is not None and self.respect_retry_after_header:
-            retry_after = self.get_retry_after(response)  # capped at retry_after_max by urllib3
+            try:
+                retry_after = self.get_retry_after(response)  # capped at retry_after_max by urllib3
+            except InvalidHeader:  # "1.5", "soon": urllib3 gives up the request; the backoff applies instead
+                retry_after = None
         self.policy.wait(len(self.history), retry_after)
 
 
