@@ -294,3 +294,29 @@ def test_glances_own_member_sample_is_stored_field_by_field(tmp_path, monkeypatc
                            "strftime(updated_at, '%Y-%m-%dT%H:%M:%SZ') FROM image_members ORDER BY member_id")
     assert rows == [(f"{m['image_id']}/{m['member_id']}", m["image_id"], m["member_id"], m["status"],
                      m["created_at"], m["updated_at"]) for m in sorted(members, key=lambda m: m["member_id"])]
+
+
+def test_a_cloud_scope_without_glances_admin_role_lists_only_its_own_images_members_and_says_so(
+        tmp_path, monkeypatch, demo_fixture):
+    """Credentials Keystone lets list every project, without the admin role Glance's policy wants: Glance
+    would show them another project's image as not found, or only their own membership. They are asked
+    about their own project's shared images only, and the listing says why it is partial."""
+    import copy
+
+    from conftest import served_snapshot
+
+    fixture = copy.deepcopy(demo_fixture)
+    fixture["cloud"]["project_list_role"] = "reader-all"
+    admin_project = next(p["id"] for p in fixture["projects"] if p["name"] == "admin")
+    fixture["cloud"]["users"].append({"id": "1a2b3c4d5e6f40718293a4b5c6d7e8f9", "name": "auditor",
+                                      "password": "x", "domain": "Default",
+                                      "roles": {admin_project: ["reader-all"]}, "default_project_id": admin_project})
+    shared = next(i for i in fixture["images"] if i["visibility"] == "shared")
+    shared["_members"].append(admin_project)  # Glance would show these credentials only that membership
+    database, result, listed, asked = served_snapshot(fixture, tmp_path, monkeypatch,
+                                                      r"^/image/v2/images/[^?]+/members", user="auditor")
+    assert query(database, "SELECT scope FROM snapshots") == [("cloud",)]
+    assert asked == []  # the only shared image is analytics': never asked about
+    assert listed["image_members"].startswith(("partial", "failed"))
+    [(message,)] = query(database, "SELECT message FROM collection_errors WHERE resource_type = 'image_members'")
+    assert "hold no admin role" in message and admin_project in message

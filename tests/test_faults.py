@@ -42,7 +42,8 @@ def test_403_on_one_projects_listing(clouds_yaml, fake_cloud, demo_fixture):
     assert snapshot.resource_status("servers") == "partial"
 
 
-@pytest.mark.parametrize("retry_after", [1, "0.5", "soon"], ids=["seconds", "fraction", "unreadable"])
+@pytest.mark.parametrize("retry_after", [1, "0.5", "soon", "Fri, 31 Dec 99999 23:59:59 GMT"],
+                         ids=["seconds", "fraction", "unreadable", "year-99999"])
 def test_429_with_retry_after_is_retried_and_completes(clouds_yaml, fake_cloud, retry_after):
     """A Retry-After urllib3 cannot read (a fraction, a word) is no reason to give up: the backoff applies."""
     fake_cloud.add_fault(r"/servers/detail", status=429, retry_after=retry_after, times=1)

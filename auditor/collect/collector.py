@@ -358,12 +358,24 @@ class Collector:
                 members.fail(CollectionFailure("image_members", pager.project_id, None, "/images",
                                                "the images could not be listed whole, so neither could the "
                                                "members of the shared ones"))
-            # Glance shows an image's members to its owner and to admins; anyone else sees only its own
-            # membership, which is not the image's member list: only the owner's (or an admin's) are asked.
-            shared = [i["id"] for i in _small_records(listing)
-                      if i.get("visibility") == "shared" and isinstance(i.get("id"), str)
-                      and (every or i.get("owner") == pager.project_id)]
-            pager.list_per_parent(conn.image, "/images/{}/members", "/images/{}", shared, "image_id",
+            try:
+                images = _small_records(listing)
+            except ValueError as exc:  # a value DuckDB reads and Python does not (NaN): say so, keep the images
+                members.fail(CollectionFailure("image_members", pager.project_id, None, "/images",
+                                               f"the images could not be read to find the shared ones: {exc}"))
+                return listing, members
+            # Glance shows an image's members to its owner and to its admins (the admin role, by default);
+            # anyone else sees only its own membership, which is not the image's member list.
+            glance_admin = every and storage.cinder_admin  # the same test: the token holds the admin role
+            owner = pager.project_id if not every else (None if glance_admin else storage.project_id)
+            shared = [i for i in images if i.get("visibility") == "shared" and isinstance(i.get("id"), str)]
+            asked = [i["id"] for i in shared if glance_admin or i.get("owner") == owner]
+            if len(asked) < len(shared) and every:
+                members.fail(CollectionFailure(
+                    "image_members", None, None, "/images",
+                    f"Glance shows an image's members to its owner and its admins only, and these credentials "
+                    f"hold no admin role: only the members of project {owner}'s shared images were listed"))
+            pager.list_per_parent(conn.image, "/images/{}/members", "/images/{}", asked, "image_id",
                                   "shared images", members, self.settings.concurrency)
             return listing, members
 
@@ -695,7 +707,7 @@ def _check_cinder_admin(snapshot: RegionSnapshot, storage: _BlockStorage) -> Non
 
 
 def _small_records(listing: Listing) -> list[dict]:
-    """The records of a short listing (volume types), read from its spooled pages."""
+    """The records of a short listing (volume types, images), read from its spooled pages."""
     records = []
     for path in listing.spools:
         for line in path.read_bytes().splitlines():

@@ -99,8 +99,8 @@ class _PolicyRetry(Retry):
         if response is not None and self.respect_retry_after_header:
             try:
                 retry_after = self.get_retry_after(response)  # capped at retry_after_max by urllib3
-            except InvalidHeader:  # "1.5", "soon": urllib3 gives up the request; the backoff applies instead
-                retry_after = None
+            except (InvalidHeader, ValueError, OverflowError):  # "1.5", "soon", a date in year 99999:
+                retry_after = None  # urllib3 would give the request up; the backoff applies instead
         self.policy.wait(len(self.history), retry_after)
 
 
