@@ -140,6 +140,8 @@ class _Unit:
     conn: openstack.connection.Connection
     pager: Pager
     all_projects: bool
+    admin_role: bool = False  # the whole cloud's unit: the token holds the `admin` role (services' admin)
+    token_project_id: str | None = None  # the whole cloud's unit: the project the token is scoped to
 
 
 class Collector:
@@ -214,7 +216,8 @@ class Collector:
         )
         unscoped: list[CollectionFailure] = []
         if admin:
-            units = [_Unit(conn, pager, all_projects=True)]
+            units = [_Unit(conn, pager, all_projects=True, token_project_id=access.project_id,
+                           admin_role=any(r.lower() == "admin" for r in access.role_names or []))]
         else:
             projects, accessible = self._user_projects(conn, pager, access)
             units, unscoped = self._project_units(conn, pager, access, accessible)
@@ -366,8 +369,8 @@ class Collector:
                 return listing, members
             # Glance shows an image's members to its owner and to its admins (the admin role, by default);
             # anyone else sees only its own membership, which is not the image's member list.
-            glance_admin = every and storage.cinder_admin  # the same test: the token holds the admin role
-            owner = pager.project_id if not every else (None if glance_admin else storage.project_id)
+            glance_admin = every and unit.admin_role
+            owner = pager.project_id if not every else (None if glance_admin else unit.token_project_id)
             shared = [i for i in images if i.get("visibility") == "shared" and isinstance(i.get("id"), str)]
             asked = [i["id"] for i in shared if glance_admin or i.get("owner") == owner]
             if len(asked) < len(shared) and every:
