@@ -32,8 +32,9 @@ from auditor.collect.connection import (
     harden,
     retry_policy,
 )
+from auditor.collect.block_storage import BlockStorage, block_storage_jobs, check_cinder_admin
 from auditor.collect.object_storage import SWIFT_MAX_PAGE, account_urls, list_containers
-from auditor.collect.pages import embedded_lists, records_with_field
+from auditor.collect.pages import embedded_lists, small_records
 from auditor.collect.paging import CollectionFailure, Listing, Pager
 from auditor.collect.retry import DeadlineReached, RetryPolicy
 from auditor.config import CloudTarget, CollectionSettings
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 SPOOL_PREFIX = ".auditor-spool-"
 NOVA_MAX_PAGE = 1000  # Nova caps every page at its max_limit (1000 by default) whatever `limit` says
-CINDER_MAX_PAGE = 1000  # Cinder's osapi_max_limit, likewise
 
 # resource type -> snapshots column holding its row count
 RESOURCE_TYPES = {
@@ -186,7 +186,7 @@ class Collector:
         pager = Pager(policy, self.spool, max_pages=self.settings.max_pages,
                       max_response_bytes=int(self.settings.max_response_mb * 2**20))
         microversion, compute_failure = compute_microversion(conn, policy)
-        storage = _BlockStorage(offered=conn.has_service("block-storage"),
+        storage = BlockStorage(offered=conn.has_service("block-storage"),
                                 cinder_admin=any(r.lower() == "admin" for r in access.role_names or []),
                                 project_id=access.project_id)
         if storage.offered:
@@ -202,7 +202,7 @@ class Collector:
         if not swift.offered:
             log.info("the service catalog has no object-store (Swift) in this region: no containers to list")
         elif admin:
-            swift.projects = [p["id"] for p in _small_records(projects) if isinstance(p.get("id"), str)]
+            swift.projects = [p["id"] for p in small_records(projects) if isinstance(p.get("id"), str)]
             swift.projects_complete = projects.complete
         snapshot = RegionSnapshot(
             cloud=target.name,
@@ -244,7 +244,7 @@ class Collector:
             else:
                 snapshot.listings[resource_type] = _merge(resource_type, listings)
         if admin and storage.offered:
-            _check_cinder_admin(snapshot, storage)
+            check_cinder_admin(snapshot, storage)
         if unscoped:  # every listing misses the resources of the projects we could not scope to
             for listing in snapshot.listings.values():
                 listing.complete = False
@@ -326,7 +326,7 @@ class Collector:
 
     # -- listings ------------------------------------------------------------------------------------
     def _jobs(self, unit: _Unit, microversion: str | None, compute_failure: str | None,
-              storage: "_BlockStorage", swift: "_ObjectStorage") -> dict:
+              storage: BlockStorage, swift: "_ObjectStorage") -> dict:
         conn, pager, every = unit.conn, unit.pager, unit.all_projects
         page = self.settings.page_size
         compute = {"microversion": microversion} if microversion else {}
@@ -362,7 +362,7 @@ class Collector:
                                                "the images could not be listed whole, so neither could the "
                                                "members of the shared ones"))
             try:
-                images = _small_records(listing)
+                images = small_records(listing)
             except ValueError as exc:  # a value DuckDB reads and Python does not (NaN): say so, keep the images
                 members.fail(CollectionFailure("image_members", pager.project_id, None, "/images",
                                                f"the images could not be read to find the shared ones: {exc}"))
@@ -459,7 +459,7 @@ class Collector:
             return listing
 
         if storage.offered:
-            storage_jobs = self._block_storage_jobs(unit, storage)
+            storage_jobs = block_storage_jobs(conn, pager, every, storage, self.settings)
         else:
             storage_jobs = {t: _nothing(t, every) for t in ("volumes", "volume_snapshots", "volume_backups",
                                                            "volume_types")}
@@ -506,62 +506,6 @@ class Collector:
             return list_containers(unit.pager, unit.conn.object_store, accounts, self.settings.concurrency,
                                    min(self.settings.page_size, SWIFT_MAX_PAGE), listing)
         return job
-
-    def _block_storage_jobs(self, unit: _Unit, storage: "_BlockStorage") -> dict:
-        """Cinder v3. Cinder answers `all_tenants` with every project's records for its admins only, and
-        silently with the token's own project for anyone else: a cloud-scope listing by credentials Cinder
-        does not take for admin is recorded as missing the other projects, never passed off as the cloud."""
-        conn, pager, every = unit.conn, unit.pager, unit.all_projects
-        page = self.settings.page_size
-        version = {"microversion": storage.microversion} if storage.microversion else {}
-        # Records may not say whose they are (Cinder shows a backup's project to its admins only): the project
-        # listed, or in scope `cloud` the token's own, which is all Cinder lists to a token it does not take
-        # for admin (a record that names its project keeps it).
-        context = {"project_id": pager.project_id or storage.project_id}
-
-        def listing_of(path, resource_type, key):
-            def job():
-                if storage.failure:
-                    listing = Listing(resource_type, key)
-                    listing.fail(CollectionFailure(resource_type, pager.project_id, None, "", storage.failure))
-                    return listing
-                params = {"limit": page, **({"all_tenants": "True"} if every else {})}
-                return pager.list_marker_paged(conn.block_storage, path, params, Listing(resource_type, key),
-                                               f"{key}_links", context, **version)
-            return job
-
-        def volume_types():
-            types = Listing("volume_types", "volume_types")
-            encryption = Listing("volume_type_encryption", "volume_type_encryption", id_key="volume_type_id")
-            access = Listing("volume_type_access", "volume_type_access", id_key="project_id")
-            if storage.failure:
-                types.fail(CollectionFailure("volume_types", pager.project_id, None, "", storage.failure))
-            else:  # no next links: paged by offset to a short page; every private type for an admin (None)
-                pager.list_offset_paged(conn.block_storage, "/types", {"is_public": "None"} if every else {},
-                                        types, min(page, CINDER_MAX_PAGE), **version)
-            if not every:
-                return (types,)
-            if not types.complete:
-                for dependent in (encryption, access):
-                    dependent.fail(CollectionFailure(dependent.resource_type, None, None, "/types",
-                                                     "the volume types could not be listed, so neither could this"))
-                return types, encryption, access
-            listed = _small_records(types)
-            ids = [t["id"] for t in listed if isinstance(t.get("id"), str)]
-            private = [t["id"] for t in listed if isinstance(t.get("id"), str) and t.get("is_public") is False]
-            pager.list_per_parent(conn.block_storage, "/types/{}/encryption", "/types/{}", ids, "volume_type_id",
-                                  "volume types", encryption, self.settings.concurrency, one_record=True)
-            pager.list_per_parent(conn.block_storage, "/types/{}/os-volume-type-access", "/types/{}", private,
-                                  "volume_type_id", "private volume types", access, self.settings.concurrency)
-            return types, encryption, access
-
-        return {
-            "volumes": listing_of("/volumes/detail", "volumes", "volumes"),
-            "volume_snapshots": listing_of("/snapshots/detail", "volume_snapshots", "snapshots"),
-            "volume_backups": listing_of("/backups/detail", "volume_backups", "backups"),
-            "volume_types": volume_types,
-        }
-
 
 def _remove_stale_spools(parent: Path) -> None:
     """Spool folders left by a process that died (kill -9) before it could remove them."""
@@ -635,17 +579,6 @@ _PAIRED = {"security_groups": ("security_group_rules",), "images": ("image_membe
 
 
 @dataclass
-class _BlockStorage:
-    """What the block-storage listings need to know before they start."""
-
-    offered: bool  # the catalog has Cinder in this region
-    cinder_admin: bool  # the token holds the role Cinder's default policy takes for admin
-    project_id: str | None  # the token's project: all that Cinder lists to others
-    microversion: str | None = None
-    failure: str | None = None  # why the API cannot be used
-
-
-@dataclass
 class _ObjectStorage:
     """What the container listing needs to know before it starts."""
 
@@ -668,55 +601,6 @@ def _nothing(resource_type: str, every: bool):
             return Listing(resource_type, "")
         return tuple(Listing(listed, "") for listed in (resource_type, *_listed_with(resource_type, every)))
     return job
-
-
-def _check_cinder_admin(snapshot: RegionSnapshot, storage: _BlockStorage) -> None:
-    """Whether Cinder listed every project to a cloud-scope snapshot: it answers `all_tenants` and
-    `is_public=None` to its admins only, and silently with the token's own project (and the public types)
-    to anyone else. What Cinder itself shows decides: its admin-only attributes (a volume's
-    `os-vol-host-attr:host`, a backup's project) present say admin; absent, or a 403 for a type's encryption
-    or access list, say not; without any such sign, its default policy (the `admin` role) decides."""
-    if storage.failure:
-        return  # nothing was listed
-    signs = []  # (is admin, why)
-    for resource_type, field_name, noun in (
-            ("volumes", "os-vol-host-attr:host", "a volume's back-end host"),
-            ("volume_backups", "os-backup-project-attr:project_id", "a backup's project")):
-        records, with_field = records_with_field(snapshot.listings[resource_type], field_name)
-        if records:
-            signs.append((with_field > 0, f"it does not show these credentials {noun}"))
-    for resource_type in ("volume_type_encryption", "volume_type_access"):
-        if any(f.http_status == 403 for f in snapshot.listings[resource_type].failures):
-            signs.append((False, f"it refuses them the {resource_type.replace('_', ' ')} (403)"))
-    if any(admin for admin, _ in signs):
-        return  # an attribute shown to admins only settles it (a 403 may come from a proxy or one type)
-    refusals = [why for admin, why in signs if not admin]
-    if refusals:
-        reason = refusals[0]
-    elif storage.cinder_admin:
-        return
-    else:
-        reason = "these credentials hold no admin role"
-    for resource_type, path, noun in (
-            ("volumes", "/volumes/detail", "volumes"), ("volume_snapshots", "/snapshots/detail", "volume snapshots"),
-            ("volume_backups", "/backups/detail", "volume backups"),
-            ("volume_types", "/types", "private volume types"),
-            ("volume_type_access", "/types", "private volume types' access lists")):
-        snapshot.listings[resource_type].fail(CollectionFailure(
-            resource_type, None, None, path,
-            f"Cinder lists every project's {noun} to its admins only, and {reason}: only project "
-            f"{storage.project_id}'s were listed (Cinder ignores all_tenants and is_public for others, "
-            "without an error)"))
-
-
-def _small_records(listing: Listing) -> list[dict]:
-    """The records of a short listing (volume types, images), read from its spooled pages."""
-    records = []
-    for path in listing.spools:
-        for line in path.read_bytes().splitlines():
-            page = orjson.loads(line)
-            records.extend(r for r in page.get(listing.key) or [] if isinstance(r, dict))
-    return records
 
 
 def _merge(resource_type: str, listings: list[Listing]) -> Listing:

@@ -201,3 +201,13 @@ def inspect_page(body: bytes, key: str, links_key: str | None, id_key: str = "id
         truncated=truncated == "true",
         ids=ids,
     )
+
+
+def small_records(listing) -> list[dict]:
+    """The records of a short listing (volume types, images), read from its spooled pages."""
+    records = []
+    for path in listing.spools:
+        for line in path.read_bytes().splitlines():
+            page = orjson.loads(line)
+            records.extend(r for r in page.get(listing.key) or [] if isinstance(r, dict))
+    return records
