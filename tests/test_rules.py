@@ -178,6 +178,17 @@ def test_rules_test_reports_a_failing_case(tmp_path):
     assert "s1: expected fail, got pass" in result.stdout
 
 
+def test_a_case_snapshot_key_that_does_not_exist_is_refused(tmp_path):
+    # a typo would otherwise leave the case judged at the default microversion, passing for the wrong reason
+    _write_rule(tmp_path / "mine" / "compute" / "always_passes.sql", _GOOD)
+    (tmp_path / "mine" / "compute" / "always_passes.test.yaml").write_text(
+        "cases:\n  - name: old nova\n    snapshot: {compute_version: '2.1'}\n"
+        "    inventory:\n      servers: [{id: s1, name: a}]\n    expect: {s1: pass}\n", encoding="utf-8")
+    result = run_cli("rules", "test", str(tmp_path / "mine"), cwd=tmp_path)
+    assert result.returncode == 6
+    assert "cases[0] (old nova): 'snapshot' takes only cloud, compute_microversion, region" in result.stderr + result.stdout
+
+
 def test_a_duplicate_rule_id_names_both_files(tmp_path):
     first = _write_rule(tmp_path / "a" / "x" / "always_passes.sql", _GOOD)
     second = _write_rule(tmp_path / "b" / "x" / "always_passes.sql", _GOOD)

@@ -33,6 +33,7 @@ from auditor.store.load import derive
 
 RULE_LEVEL = "(rule)"  # the expect key of a rule-level row (resource_id NULL)
 CASE_KEYS = {"name", "inventory", "params", "instance_types", "incomplete", "snapshot", "expect"}
+SNAPSHOT_KEYS = {"cloud", "region", "scope", "scope_project_ids", "compute_microversion"}
 SNAPSHOT_ID = 1
 
 
@@ -72,6 +73,9 @@ def load_cases(rule: Rule) -> list[dict]:
             if status not in STATUSES:
                 problems.append(f"{where} ({case['name']}): expected status of {resource_id} must be one of "
                                 f"{', '.join(STATUSES)}, got {status!r}")
+        snapshot = case.get("snapshot") or {}
+        if not isinstance(snapshot, dict) or set(snapshot) - SNAPSHOT_KEYS:
+            problems.append(f"{where} ({case['name']}): 'snapshot' takes only {', '.join(sorted(SNAPSHOT_KEYS))}")
         for table in (case.get("inventory") or {}):
             if table not in RESOURCE_TABLES:
                 problems.append(f"{where} ({case['name']}): unknown inventory table {table!r}")
@@ -154,16 +158,19 @@ def run_case(rule: Rule, case: dict) -> CaseResult:
 
 
 def _load_inventory(con, case: dict, columns: dict[str, dict[str, str]]) -> None:
+    # A snapshot's compute microversion is the one the servers were listed at (no servers without one):
+    # by default as today's Nova, the fake cloud's, answers.
     snapshot = {"cloud": "test", "region": "RegionOne", "scope": "cloud", "status": "complete",
-                **(case.get("snapshot") or {})}
+                "compute_microversion": "2.96", **(case.get("snapshot") or {})}
     incomplete = case.get("incomplete") or {}
     if incomplete:
         snapshot["status"] = "partial"
     now = datetime(2026, 1, 1)
     con.execute("INSERT INTO snapshots (id, cloud, region, scope, scope_project_ids, started_at, finished_at, "
-                "status, tool_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'test')",
+                "status, tool_version, compute_microversion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'test', ?)",
                 [SNAPSHOT_ID, snapshot["cloud"], snapshot["region"], snapshot["scope"],
-                 snapshot.get("scope_project_ids"), now, now, snapshot["status"]])
+                 snapshot.get("scope_project_ids"), now, now, snapshot["status"],
+                 snapshot.get("compute_microversion")])
     for resource_type in RESOURCE_TYPES:
         # As in a real snapshot, one of scope `projects` does not list what only admins may (CLOUD_SCOPE_TYPES).
         uncollected = snapshot["scope"] == "projects" and resource_type in CLOUD_SCOPE_TYPES

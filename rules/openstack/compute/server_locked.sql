@@ -20,23 +20,26 @@ params:
 references:
   - https://docs.openstack.org/python-openstackclient/latest/cli/command-objects/server.html#server-lock
 ---*/
+WITH judged AS (
+    SELECT *, coalesce(compute_api_at_least(2, 26), false) AS tags_listed FROM servers
+)
 SELECT id AS resource_id,
        name AS resource_name,
        project_id,
        CASE WHEN down_cell OR locked IS NULL THEN 'skip'
             WHEN locked THEN 'pass'
-            WHEN NOT json_exists(raw, '$.tags') THEN 'skip'
+            WHEN NOT tags_listed THEN 'skip'
             WHEN len(list_intersect(coalesce(tags, []), $critical_tags)) > 0 THEN 'fail'
             ELSE 'info' END AS status,
        'Server ' || coalesce(name, '') || ' (' || id || ') ' ||
        CASE WHEN down_cell THEN 'is in a cell that is down: Nova gave no details.'
             WHEN locked IS NULL THEN 'does not say whether it is locked.'
             WHEN locked THEN 'is locked' || coalesce(' (' || nullif(locked_reason, '') || ')', '') || '.'
-            WHEN NOT json_exists(raw, '$.tags')
+            WHEN NOT tags_listed
                 THEN 'is not locked, and was listed without tags (compute API before 2.26), so whether it is critical is unknown.'
             WHEN len(list_intersect(coalesce(tags, []), $critical_tags)) > 0
                 THEN 'is tagged ' || array_to_string(list_sort(list_intersect(tags, $critical_tags)), ', ')
                      || ' but not locked: any member of its project can delete or rebuild it.'
             ELSE 'is not locked (not tagged critical).'
        END AS reason
-FROM servers
+FROM judged

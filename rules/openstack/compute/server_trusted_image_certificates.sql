@@ -23,13 +23,15 @@ references:
   - https://docs.openstack.org/nova/latest/user/certificate-validation.html
   - https://docs.openstack.org/glance/latest/user/signature.html
 ---*/
-WITH judged AS (
+WITH signed_images AS (
+    SELECT id, name, coalesce(json_exists(properties, '$.img_signature'), false) AS signed FROM images
+),
+judged AS (
     SELECT s.id, s.name, s.project_id, s.down_cell, s.boot_from_volume, s.trusted_image_certificates AS certs,
-           json_exists(s.raw, '$.trusted_image_certificates') AS listed,
-           i.id IS NOT NULL AS image_known, coalesce(json_exists(i.properties, '$.img_signature'), false) AS signed,
-           coalesce(i.name, s.image_id) AS image
+           coalesce(compute_api_at_least(2, 63), false) AS listed,
+           i.id IS NOT NULL AS image_known, coalesce(i.signed, false) AS signed, coalesce(i.name, s.image_id) AS image
     FROM servers s
-    LEFT JOIN images i ON i.id = s.image_id
+    LEFT JOIN signed_images i ON i.id = s.image_id
 )
 SELECT id AS resource_id,
        name AS resource_name,
