@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 from conftest import REPO, run_cli
 
@@ -12,8 +13,9 @@ from auditor.config import RulesSettings
 from auditor.errors import RuleError
 from auditor.rules.cases import case_statuses, load_cases, run_case
 from auditor.rules.catalog import load_catalog, parse_framework_file
-from auditor.rules.environment import HELPER_INPUTS, HELPERS_SQL
+from auditor.rules.environment import HELPER_INPUTS, HELPERS_SQL, prepare
 from auditor.rules.evaluate import check_catalog_sql, load_ruleset
+from auditor.store.tables import schema_sql
 
 RULES = REPO / "rules"
 SHIPPED = load_catalog([RULES])
@@ -178,15 +180,33 @@ def test_rules_test_reports_a_failing_case(tmp_path):
     assert "s1: expected fail, got pass" in result.stdout
 
 
-def test_a_case_snapshot_key_that_does_not_exist_is_refused(tmp_path):
-    # a typo would otherwise leave the case judged at the default microversion, passing for the wrong reason
+@pytest.mark.parametrize(("snapshot", "message"), [
+    # a typo would leave the case judged at the default microversion, passing for the wrong reason
+    ("{compute_version: '2.1'}", "cases[0] (old nova): 'snapshot' takes only cloud, compute_microversion, region"),
+    ("{compute_microversion: 2.60}", "cases[0] (old nova): snapshot compute_microversion must be quoted"),  # 2.6
+])
+def test_a_case_snapshot_that_would_be_misread_is_refused(tmp_path, snapshot, message):
     _write_rule(tmp_path / "mine" / "compute" / "always_passes.sql", _GOOD)
     (tmp_path / "mine" / "compute" / "always_passes.test.yaml").write_text(
-        "cases:\n  - name: old nova\n    snapshot: {compute_version: '2.1'}\n"
+        f"cases:\n  - name: old nova\n    snapshot: {snapshot}\n"
         "    inventory:\n      servers: [{id: s1, name: a}]\n    expect: {s1: pass}\n", encoding="utf-8")
     result = run_cli("rules", "test", str(tmp_path / "mine"), cwd=tmp_path)
     assert result.returncode == 6
-    assert "cases[0] (old nova): 'snapshot' takes only cloud, compute_microversion, region" in result.stderr + result.stdout
+    assert message in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("2.25", [False, False]), ("2.26", [True, False]), ("2.62", [True, False]), ("2.63", [True, True]),
+    ("2.100", [True, True]), ("3.0", [True, True]), ("2.9", [False, False]),
+    ("", [None, None]), (None, [None, None]), ("2", [None, None]), ("x.y", [None, None]), ("2.96.1", [None, None]),
+])
+def test_compute_api_at_least_compares_microversions_as_numbers(version, expected):
+    con = duckdb.connect()
+    con.execute(schema_sql())
+    con.execute("INSERT INTO snapshots (id, cloud, region, scope, started_at, finished_at, status, tool_version, "
+                "compute_microversion) VALUES (7, 'c', 'r', 'cloud', now(), now(), 'complete', 't', ?)", [version])
+    prepare(con, 7, [])
+    assert list(con.execute("SELECT compute_api_at_least(2, 26), compute_api_at_least(2, 63)").fetchone()) == expected
 
 
 def test_a_duplicate_rule_id_names_both_files(tmp_path):

@@ -171,6 +171,7 @@ def run_rules(con, runs: list[RuleRun], inputs: InputState, timeout: float = 300
     `stop` is set (SIGTERM: EvaluationCancelled is raised and nothing is kept)."""
     stop = stop or threading.Event()
     con.execute(f"CREATE OR REPLACE TEMP TABLE rule_results ({RESULT_COLUMNS})")
+    appended = 0  # rows the rules' queries appended so far: no row of the next rule has a smaller rowid
     with _Watchdog(con, stop) as watchdog:
         for run in runs:
             if stop.is_set():
@@ -178,7 +179,7 @@ def run_rules(con, runs: list[RuleRun], inputs: InputState, timeout: float = 300
             started = time.perf_counter()
             watchdog.deadline = time.monotonic() + timeout
             try:
-                _run_one(con, run, inputs)
+                appended += _run_one(con, run, inputs, appended)
             except duckdb.Error as exc:
                 if stop.is_set():
                     raise EvaluationCancelled("evaluation stopped before it finished; nothing was written") from None
@@ -188,10 +189,11 @@ def run_rules(con, runs: list[RuleRun], inputs: InputState, timeout: float = 300
             if run.outcome == "error":
                 con.execute("INSERT INTO rule_results VALUES (?, NULL, NULL, NULL, 'error', ?)",
                             [run.rule.id, f"Rule {run.rule.id} could not run: {run.message}"])
+            if run.outcome != "ran":  # rows were changed or added after the checks counted them
+                run.counts = dict(con.execute(
+                    "SELECT status, count(*) FROM rule_results WHERE rule_id = ? GROUP BY ALL", [run.rule.id]
+                ).fetchall())
             run.seconds = time.perf_counter() - started
-            run.counts = dict(con.execute(
-                "SELECT status, count(*) FROM rule_results WHERE rule_id = ? GROUP BY ALL", [run.rule.id]
-            ).fetchall())
 
 
 class _Watchdog:
@@ -224,23 +226,29 @@ def _runtime_message(exc: Exception, rule: Rule, timeout: float) -> str:
     return sql_error_text(exc, rule)
 
 
-def _run_one(con, run: RuleRun, inputs: InputState) -> None:
+def _run_one(con, run: RuleRun, inputs: InputState, first_rowid: int) -> int:
     """Insert one rule's rows straight into rule_results (a failed statement inserts nothing), then check
-    them there: copying through a staging table cost more than the checks."""
+    and count them there in one pass: copying through a staging table cost more than the checks. Returns
+    the number of rows the query inserted."""
     rule = run.rule
     rid = [rule.id]
-    con.execute(
+    inserted = con.execute(
         f"INSERT INTO rule_results SELECT '{rule.id}' AS rule_id, "  # ids are lower_snake_case (catalog.RULE_ID)
         "CAST(resource_id AS VARCHAR) AS resource_id, CAST(resource_name AS VARCHAR) AS resource_name, "
         "CAST(project_id AS VARCHAR) AS project_id, CAST(status AS VARCHAR) AS status, "
         f"CAST(reason AS VARCHAR) AS reason FROM ({_body(rule)}\n) AS rule_output",
         run.params,
-    )
-    bad_status, no_id, duplicates = con.execute(
-        f"SELECT count(*) FILTER (WHERE status IS NULL OR status NOT IN {STATUSES}), "
-        "count(*) FILTER (WHERE resource_id IS NULL), count(resource_id) - count(DISTINCT resource_id) "
-        "FROM rule_results WHERE rule_id = ?", rid
-    ).fetchall()[0]
+    ).fetchall()[0][0]
+    checks = (f"SELECT count(*), count(*) FILTER (WHERE status IS NULL OR status NOT IN {STATUSES}), "
+              "count(*) FILTER (WHERE resource_id IS NULL), count(resource_id) - count(DISTINCT resource_id), "
+              + ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES)
+              + " FROM rule_results WHERE rule_id = ?")
+    # The rowid bound spares scanning the earlier rules' rows; the count proves it missed none of this rule's.
+    found = con.execute(checks + " AND rowid >= ?", [rule.id, first_rowid]).fetchall()[0]
+    if found[0] != inserted:
+        found = con.execute(checks, rid).fetchall()[0]
+    bad_status, no_id, duplicates = found[1:4]
+    run.counts = {status: n for status, n in zip(STATUSES, found[4:], strict=True) if n}
     if bad_status or no_id or duplicates:
         con.execute("DELETE FROM rule_results WHERE rule_id = ?", rid)
         run.outcome = "error"
@@ -249,8 +257,9 @@ def _run_one(con, run: RuleRun, inputs: InputState) -> None:
             f"{no_id} rows without a resource_id" if no_id else "",
             f"{duplicates} resources judged more than once" if duplicates else "",
         ) if m)
-        return
+        return inserted
     _mark_incomplete(con, run, inputs)
+    return inserted
 
 
 def _mark_incomplete(con, run: RuleRun, inputs: InputState) -> None:

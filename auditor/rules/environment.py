@@ -41,8 +41,9 @@ SELECT flavor_name, min(instance_type) AS instance_type FROM instance_type_flavo
 CREATE OR REPLACE TEMP TABLE instance_type_by_shape AS
 SELECT vcpus, ram_mb, disk_gb, min(name) AS instance_type FROM instance_types GROUP BY vcpus, ram_mb, disk_gb;
 
--- Nova sends a field added at a microversion in every server listed at it or later (null when unset), so
--- this tells a field not sent from an empty one without parsing each server's raw JSON.
+-- Nova sends some fields in every server listed at their microversion or later (tags from 2.26,
+-- trusted_image_certificates from 2.63, null when unset), so this tells such a field not sent from an empty
+-- one without parsing each server's raw JSON. Not so policy- or status-dependent fields, nor down cells.
 CREATE OR REPLACE TEMP MACRO compute_api_at_least(major, minor) AS (
     SELECT CASE WHEN len(v) = 2 AND v[1] IS NOT NULL AND v[2] IS NOT NULL THEN v >= [major, minor] END
     FROM (SELECT try_cast(string_split(compute_microversion, '.') AS INTEGER[]) AS v FROM snapshot)

@@ -141,10 +141,11 @@ def build_catalog(database: Path, lake: Path, definition: str) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def open_catalog(database: Path, lake: Path, sandboxed: bool = True):
+def open_catalog(database: Path, lake: Path, sandboxed: bool = True, spill: tuple[str, Path] | None = None):
     """A read-only connection to the catalog, in a DuckDB instance of its own. `sandboxed` (every reader but
     the exports): it may read the lake's table folders and nothing else on disk, and its configuration is
-    locked, so no query can undo that (docs/cli.md, `auditor sql`)."""
+    locked, so no query can undo that (docs/cli.md, `auditor sql`). `spill`: (memory limit, folder) for a
+    reader whose own work is large, which then spills into that folder rather than pass the limit."""
     if not database.is_file():
         raise StoreError(f"{database}: no catalog yet (run `auditor snapshot` first)")
     try:
@@ -153,6 +154,9 @@ def open_catalog(database: Path, lake: Path, sandboxed: bool = True):
         raise StoreError(f"{database}: cannot open: {exc}") from None
     try:
         con.execute("SET enable_progress_bar = false")
+        if spill:
+            con.execute("SET memory_limit = ?", [spill[0]])
+            con.execute("SET temp_directory = ?", [str(spill[1])])
         con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(database)])
         con.execute("USE catalog")
         if sandboxed:  # the tables' folders only: not _staging (a write in progress) nor _ids

@@ -89,10 +89,11 @@ def _readable(database: Path) -> Path:
     return lake
 
 
-def open_reader(database: Path):
+def open_reader(database: Path, spill: tuple[str, Path] | None = None):
     """A read-only connection to the catalog that may read the lake and no other file, its configuration
-    locked: what rules, reports, `auditor sql` and the HTTP endpoint read through."""
-    return open_catalog(database, _readable(database))
+    locked: what rules, reports, `auditor sql` and the HTTP endpoint read through. `spill`: (memory limit,
+    folder), see open_catalog."""
+    return open_catalog(database, _readable(database), spill=spill)
 
 
 def open_for_export(database: Path):

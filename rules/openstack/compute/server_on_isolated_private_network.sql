@@ -38,23 +38,33 @@ WITH server_ports AS (
     LEFT JOIN projects o ON o.id = n.project_id
     WHERE p.device_owner LIKE 'compute:%' AND p.device_id IS NOT NULL
 ),
+port_findings AS (
+    SELECT *,
+           CASE WHEN external THEN 'port ' || port_id || ' is on external network ' || network_name
+                WHEN shared AND NOT operator THEN 'port ' || port_id || ' is on network ' || network_name
+                                                  || ', which a tenant shares with every project'
+                WHEN len(public_fixed) > 0 THEN 'port ' || port_id || ' holds public address '
+                                                || array_to_string(public_fixed, ', ')
+           END AS problem
+    FROM server_ports
+),
+-- list_sort of list() rather than string_agg(... ORDER BY ...): an ordered aggregate sorts each group
+-- apart, several times slower over 100,000 servers; each text starts with what it is ordered by
 per_server AS (
     SELECT server_id,
-           string_agg(CASE WHEN external THEN 'port ' || port_id || ' is on external network ' || network_name
-                           WHEN shared AND NOT operator THEN 'port ' || port_id || ' is on network ' || network_name
-                                                             || ', which a tenant shares with every project'
-                           WHEN len(public_fixed) > 0 THEN 'port ' || port_id || ' holds public address '
-                                                           || array_to_string(public_fixed, ', ')
-                      END, '; ' ORDER BY port_id) AS problems,
-           string_agg(CASE WHEN shared AND operator THEN network_name END, ', ' ORDER BY network_name) AS provider,
-           string_agg(CASE WHEN NOT network_known THEN network_id END, ', ' ORDER BY network_id) AS unknown,
+           list_sort(list(problem) FILTER (WHERE problem IS NOT NULL)) AS problems,
+           list_sort(list(network_name) FILTER (WHERE shared AND operator AND network_name IS NOT NULL)) AS provider,
+           list_sort(list(network_id) FILTER (WHERE NOT network_known AND network_id IS NOT NULL)) AS unknown,
            list(network_name) FILTER (WHERE network_name IS NOT NULL) AS networks,
            count(*) AS ports
-    FROM server_ports
+    FROM port_findings
     GROUP BY server_id
 ),
 judged AS (
-    SELECT s.id, s.name, s.project_id, p.problems, p.provider, p.unknown, p.ports, p.server_id IS NOT NULL AS has_ports,
+    SELECT s.id, s.name, s.project_id, p.ports, p.server_id IS NOT NULL AS has_ports,
+           CASE WHEN len(p.problems) > 0 THEN array_to_string(p.problems, '; ') END AS problems,
+           CASE WHEN len(p.provider) > 0 THEN array_to_string(p.provider, ', ') END AS provider,
+           CASE WHEN len(p.unknown) > 0 THEN array_to_string(p.unknown, ', ') END AS unknown,
            list_filter(coalesce(json_keys(s.addresses), []),
                        lambda name: NOT list_contains(coalesce(p.networks, []), name)) AS unseen
     FROM servers s
