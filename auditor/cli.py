@@ -267,7 +267,8 @@ def evaluate_command(obj: Context, snapshot_spec, cloud_name, fail_on):
     ruleset = _ruleset(config)
     ids = select_snapshots(config.database, snapshot_spec, cloud_name)
     with _stop_on_signals() as stop:
-        results = evaluate(config.database, ruleset, ids, stop=stop)
+        results = evaluate(config.database, ruleset, ids, stop=stop,
+                           memory_limit=config.database_memory_limit)
     sys.exit(_report_evaluations(results, fail_on))
 
 
@@ -290,7 +291,8 @@ def run(obj: Context, cloud_name, regions, scope, fail_on, no_report):
     results = _snapshot(config, _targets(config, cloud_name, regions, scope))
     ids = [r.snapshot_id for r in results if r.snapshot_id is not None and r.status != "failed"]
     with _stop_on_signals() as stop:
-        evaluations = evaluate(config.database, ruleset, ids, stop=stop)
+        evaluations = evaluate(config.database, ruleset, ids, stop=stop,
+                               memory_limit=config.database_memory_limit)
     code = _report_evaluations(evaluations, fail_on)
     if not no_report:
         code = max(code, _write_reports(config, ruleset.catalog, [e.snapshot_id for e in evaluations],
@@ -772,7 +774,8 @@ def demo(obj: Context, out_dir, top):
     click.echo("")
     click.echo(inventory_summary(config.database, results[-1].snapshot_id), nl=False)
     click.echo("")
-    evaluations = evaluate(database, ruleset, [r.snapshot_id for r in results if r.status != "failed"])
+    evaluations = evaluate(database, ruleset, [r.snapshot_id for r in results if r.status != "failed"],
+                           memory_limit=config.database_memory_limit)
     _report_evaluations(evaluations, None)
     if evaluations and top:
         _, rows = top_findings(database, evaluations[-1].evaluation_id, top)

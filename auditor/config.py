@@ -121,7 +121,7 @@ class Config:
     source: Path | None
     database: Path
     clouds: tuple[CloudTarget, ...] = ()
-    database_memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's limit while a snapshot is written
+    database_memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's limit while a snapshot is written or judged
     collection: CollectionSettings = field(default_factory=CollectionSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
     report: ReportSettings = field(default_factory=ReportSettings)

@@ -14,6 +14,7 @@ from conftest import (
     query,
     run_cli,
     snapshot_into,
+    wait_until,
     write_clouds_yaml,
     write_config,
 )
@@ -118,6 +119,7 @@ def test_evaluate_without_a_snapshot_is_a_clear_error(tmp_path):
     result = run_cli("--config", str(config), "evaluate")
     assert result.returncode == 4
     assert "no snapshot database yet" in result.stderr
+    assert not (tmp_path / "audit.duckdb").exists() and not (tmp_path / "audit.lake").exists()
 
 
 # -- partial snapshots ------------------------------------------------------------------------------------
@@ -442,3 +444,32 @@ def test_sigterm_stops_a_running_rule_and_writes_no_evaluation(clouds_yaml, tmp_
     assert time.monotonic() - started < 5
     assert "evaluation stopped before it finished; nothing was written" in stderr
     assert query(tmp_path / "audit.duckdb", "SELECT count(*) FROM evaluations") == [(0,)]
+    assert list((tmp_path / "audit.lake" / "_staging").iterdir()) == []  # its spill folder went with it
+
+
+def test_an_evaluation_killed_mid_run_leaves_nothing_once_the_next_one_starts(clouds_yaml, tmp_path):
+    # DuckDB spills into the evaluation's staging folder in the lake (not /tmp, which may be memory), so a
+    # kill -9 leaves it there; the next writer removes it with the dead process's claim.
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules.d"
+    _custom_rule(rules, "runs_forever", "select cast(a.range as varchar) as resource_id, '' as resource_name, "
+                 "'' as project_id, 'pass' as status, '' as reason from range(100000000) a, range(100000000) b "
+                 "where a.range * b.range = -1")
+    slow = write_config(tmp_path / "slow.toml", '[rules]\npaths = ["rules.d"]\n')
+    assert run_cli("--config", str(slow), "snapshot", "--cloud", "demo").returncode == 0
+    staging = tmp_path / "audit.lake" / "_staging"
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "--config", str(slow), "evaluate"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        spills = wait_until(lambda: list(staging.glob("evaluation-*/.spill")), timeout=30)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert len(spills) == 1 and spills[0].parent.is_dir()
+    result = run_cli("--config", str(write_config(tmp_path / "auditor.toml")), "evaluate")
+    assert result.returncode == 0, result.stderr
+    assert list(staging.iterdir()) == []
+    assert query(tmp_path / "audit.duckdb", "SELECT count(*) FROM evaluations") == [(1,)]

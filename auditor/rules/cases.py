@@ -76,7 +76,7 @@ def load_cases(rule: Rule) -> list[dict]:
         snapshot = case.get("snapshot") or {}
         if not isinstance(snapshot, dict) or set(snapshot) - SNAPSHOT_KEYS:
             problems.append(f"{where} ({case['name']}): 'snapshot' takes only {', '.join(sorted(SNAPSHOT_KEYS))}")
-        elif not isinstance(snapshot.get("compute_microversion", ""), str):  # YAML reads 2.60 as 2.6
+        elif not isinstance(snapshot.get("compute_microversion", ""), str | None):  # YAML reads 2.60 as 2.6
             problems.append(f"{where} ({case['name']}): snapshot compute_microversion must be quoted, as \"2.60\"")
         for table in (case.get("inventory") or {}):
             if table not in RESOURCE_TABLES:

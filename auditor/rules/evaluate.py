@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from auditor import __version__
-from auditor.config import RulesSettings
+from auditor.config import DEFAULT_MEMORY_LIMIT, RulesSettings
 from auditor.errors import ConfigError, EvaluationError, StoreError
 from auditor.resources import data_dir
 from auditor.rules.catalog import (
@@ -42,13 +41,10 @@ from auditor.rules.engine import InputState, RuleRun, run_rules
 from auditor.rules.environment import own_partition, prepare
 from auditor.rules.waivers import Waiver, load_waivers
 from auditor.store.database import lake_path, open_reader
-from auditor.store.lake import SCHEMA_ID, partition_file
-from auditor.store.writer import write_evaluation
+from auditor.store.lake import SCHEMA_ID, Staged, partition_file
+from auditor.store.writer import start_evaluation, write_evaluation
 
 log = logging.getLogger(__name__)
-
-# DuckDB's memory for one evaluation's own work, beyond which it spills (as the writers do: store/writer.py).
-EVALUATION_MEMORY = "1GB"
 
 
 @dataclass
@@ -164,7 +160,8 @@ def select_snapshots(database: Path, spec: str | int, cloud: str | None = None) 
 
 # -- evaluating -------------------------------------------------------------------------------------------
 def evaluate(database: Path, ruleset: RuleSet, snapshot_ids: list[int], today: date | None = None,
-             stop: threading.Event | None = None) -> list[EvaluationResult]:
+             stop: threading.Event | None = None,
+             memory_limit: str = DEFAULT_MEMORY_LIMIT) -> list[EvaluationResult]:
     """Evaluate each snapshot in turn. `stop` (SIGTERM) interrupts the running rule; the evaluation in
     progress is then not written, and EvaluationCancelled is raised."""
     results = []
@@ -172,7 +169,7 @@ def evaluate(database: Path, ruleset: RuleSet, snapshot_ids: list[int], today: d
     # handler cannot run while the main thread waits inside a DuckDB query.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate") as pool:
         for snapshot_id in snapshot_ids:
-            future = pool.submit(evaluate_one, database, ruleset, snapshot_id, today, stop)
+            future = pool.submit(evaluate_one, database, ruleset, snapshot_id, today, stop, memory_limit)
             while True:
                 try:
                     results.append(future.result(timeout=0.2))
@@ -183,14 +180,16 @@ def evaluate(database: Path, ruleset: RuleSet, snapshot_ids: list[int], today: d
 
 
 def evaluate_one(database: Path, ruleset: RuleSet, snapshot_id: int, today: date | None = None,
-                 stop: threading.Event | None = None) -> EvaluationResult:
+                 stop: threading.Event | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT
+                 ) -> EvaluationResult:
     started_at = _utcnow()
     clock = time.perf_counter()
     today = today or started_at.date()
-    # The results of every rule (2 million rows at 100,000 servers) are sorted once: DuckDB spills there
-    # beyond EVALUATION_MEMORY instead of taking most of the machine's memory (its default: 80%).
-    with tempfile.TemporaryDirectory(prefix="auditor-evaluate-") as spill:
-        con = open_reader(database, spill=(EVALUATION_MEMORY, Path(spill)))
+    # DuckDB keeps to `memory_limit` (its default is 80% of the machine), spilling into the evaluation's
+    # staging folder: the results of every rule (2 million rows at 100,000 servers) are sorted at the end.
+    claim = start_evaluation(database)
+    try:
+        con = open_reader(database, spill=(memory_limit, claim.spill))
         lake = lake_path(database)
         try:
             snap = con.execute("SELECT cloud, region, status, started_at FROM snapshots WHERE id = ?",
@@ -212,9 +211,12 @@ def evaluate_one(database: Path, ruleset: RuleSet, snapshot_id: int, today: date
             raise StoreError(f"{database}: evaluation of snapshot {snapshot_id} failed: {exc}") from None
         finally:
             con.close()
+    except BaseException:
+        claim.abandon()
+        raise
     finished_at = _utcnow()
     evaluation_id = _write(database, snapshot_id, cloud, region, previous, started_at, finished_at, ruleset,
-                           runs, staged)
+                           runs, staged, claim, memory_limit)
     totals = staged["totals"]
     result = EvaluationResult(
         evaluation_id=evaluation_id, snapshot_id=snapshot_id, cloud=cloud, region=region,
@@ -343,7 +345,7 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
 
 
 def _write(database: Path, snapshot_id, cloud, region, previous, started_at, finished_at, ruleset: RuleSet,
-           runs: list[RuleRun], staged: dict) -> int:
+           runs: list[RuleRun], staged: dict, claim: Staged, memory_limit: str) -> int:
     totals = staged["totals"]
 
     def insert(con, evaluation_id: int) -> None:
@@ -378,7 +380,7 @@ def _write(database: Path, snapshot_id, cloud, region, previous, started_at, fin
                 [[evaluation_id, w.id, w.rule, json.dumps(w.match), w.reason, w.owner, w.expires, state,
                   matched] for w, state, matched in staged["waivers"]])
 
-    return write_evaluation(database, insert)
+    return write_evaluation(database, insert, memory_limit, claim)
 
 
 def check_catalog_sql(ruleset: RuleSet, rules: list[Rule] | None = None) -> list[str]:

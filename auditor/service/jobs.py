@@ -138,7 +138,8 @@ def _run_target(context: JobContext, target: CloudTarget, started: datetime) -> 
     problems = [f"collection: {line}" for line in result.error_lines()[:3]]
     outcome = {"complete": "succeeded", "partial": "partial"}.get(result.status, "failed")
     if result.status != "failed" and result.snapshot_id is not None:
-        [evaluation] = evaluate(config.database, ruleset, [result.snapshot_id], stop=context.stop)
+        [evaluation] = evaluate(config.database, ruleset, [result.snapshot_id], stop=context.stop,
+                                memory_limit=config.database_memory_limit)
         parts.append(f"evaluation {evaluation.evaluation_id}: {sum(evaluation.fails.values())} failing, "
                      f"{sum(evaluation.new.values())} new, {evaluation.resolved} resolved")
         problems += [f"rule {rule_id}: {message}" for rule_id, message in evaluation.rule_errors[:3]]

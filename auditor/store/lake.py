@@ -197,6 +197,13 @@ class Staged:
     def folder(self) -> Path:
         return self.lake / STAGING / f"{self.kind}-{self.item_id}"
 
+    @property
+    def spill(self) -> Path:
+        """Where DuckDB spills while this write is prepared (made here; removed with the staging folder)."""
+        path = self.folder / ".spill"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def file(self, table: str) -> Path:
         """Where to write `table`'s Parquet file (its folder is made)."""
         if KIND_OF[table] != self.kind:
@@ -210,7 +217,8 @@ class Staged:
         visible. Files and folders reach the disk first, so a power cut cannot leave a manifest that points
         at data the disk never got."""
         manifest = MANIFEST[self.kind]
-        tables = sorted(p.name for p in self.folder.iterdir() if p.is_dir()) if self.folder.is_dir() else []
+        tables = sorted(p.name for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if self.folder.is_dir() else []
         if manifest not in tables:
             raise StoreError(f"{self.folder}: {self.kind} {self.item_id} has no {manifest} file to commit")
         try:

@@ -31,10 +31,23 @@ from auditor.store.tables import (
 )
 
 
+def start_evaluation(database: Path) -> Staged:
+    """Claim an evaluation id in the lake of `database` before the rules run, so that the evaluation's spill
+    folder (`Staged.spill`) lives in the lake, on its disk, and goes with the claim if the process dies.
+    Never makes a database: there is nothing to evaluate without one."""
+    if not Path(database).is_file():
+        raise StoreError(f"{database}: no snapshot database yet (run `auditor snapshot` first)")
+    lake = open_for_writing(database)
+    clean_abandoned(lake)
+    return stage(lake, EVALUATION)
+
+
 def write_evaluation(database: Path, insert: Callable[[duckdb.DuckDBPyConnection, int], None],
-                     memory_limit: str = "1GB") -> int:
+                     memory_limit: str = "1GB", staged: Staged | None = None) -> int:
     """Store one evaluation in the lake of `database`: `insert(con, evaluation_id)` fills the evaluation
-    tables of `con`. Returns the evaluation id."""
+    tables of `con`. Returns the evaluation id (`staged`'s, when start_evaluation claimed it)."""
+    if staged is not None:
+        return write_to_lake(staged.lake, EVALUATION, insert, memory_limit, staged)
     return write_evaluation_to_lake(open_for_writing(database), insert, memory_limit)
 
 
@@ -46,11 +59,12 @@ def write_evaluation_to_lake(lake: Path, insert: Callable[[duckdb.DuckDBPyConnec
 
 
 def write_to_lake(lake: Path, kind: str, fill: Callable[[duckdb.DuckDBPyConnection, int], None],
-                  memory_limit: str) -> int:
-    """Claim an id, let `fill` put its rows into a working DuckDB, write each table of `kind` as one
-    Parquet file under staging, and commit; on any failure nothing of it stays in the lake."""
-    clean_abandoned(lake)
-    staged = stage(lake, kind)
+                  memory_limit: str, staged: Staged | None = None) -> int:
+    """Claim an id (or take `staged`'s), let `fill` put its rows into a working DuckDB, write each table of
+    `kind` as one Parquet file under staging, and commit; on any failure nothing of it stays in the lake."""
+    if staged is None:
+        clean_abandoned(lake)
+        staged = stage(lake, kind)
     try:
         with _working_database(staged, memory_limit) as con:
             fill(con, staged.item_id)
@@ -70,8 +84,7 @@ def write_to_lake(lake: Path, kind: str, fill: Callable[[duckdb.DuckDBPyConnecti
 def _working_database(staged: Staged, memory_limit: str):
     """An in-memory DuckDB with the documented tables, for one write to the lake; it spills into the write's
     staging folder, which goes with it."""
-    spill = staged.folder / ".spill"
-    spill.mkdir(exist_ok=True)
+    spill = staged.spill
     con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
     try:
         _session(con, memory_limit)
