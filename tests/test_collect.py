@@ -320,3 +320,9 @@ def test_a_cloud_scope_without_glances_admin_role_lists_only_its_own_images_memb
     assert listed["image_members"].startswith(("partial", "failed"))
     [(message,)] = query(database, "SELECT message FROM collection_errors WHERE resource_type = 'image_members'")
     assert "hold no admin role" in message and admin_project in message
+    # Glance hid the other projects' private images from them too: the images listing is not whole either
+    hidden = {i["id"] for i in fixture["images"] if i["visibility"] == "private" and i["owner"] != admin_project}
+    assert hidden and not hidden & {row[0] for row in query(database, "SELECT id FROM images")}
+    assert listed["images"].startswith("partial")
+    [(message,)] = query(database, "SELECT message FROM collection_errors WHERE resource_type = 'images'")
+    assert "private images to its admins only" in message and admin_project in message

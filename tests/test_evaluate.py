@@ -418,18 +418,24 @@ def test_credentials_in_metadata_and_image_properties_are_findings(tmp_path, dem
                                   "demo-etl-db-password-55ab"))
 
 
+def _snapshot_with_a_rule_that_runs_forever(config_path: Path) -> Path:
+    """A snapshot of the demo cloud beside `config_path`, whose rules include one that never ends."""
+    _custom_rule(config_path.parent / "rules.d", "runs_forever",
+                 "select cast(a.range as varchar) as resource_id, '' as resource_name, '' as project_id, "
+                 "'pass' as status, '' as reason from range(100000000) a, range(100000000) b "
+                 "where a.range * b.range = -1")
+    config = write_config(config_path, '[rules]\npaths = ["rules.d"]\n')
+    assert run_cli("--config", str(config), "snapshot", "--cloud", "demo").returncode == 0
+    return config
+
+
 def test_sigterm_stops_a_running_rule_and_writes_no_evaluation(clouds_yaml, tmp_path):
     import signal
     import subprocess
     import sys
     import time
 
-    rules = tmp_path / "rules.d"
-    _custom_rule(rules, "runs_forever", "select cast(a.range as varchar) as resource_id, '' as resource_name, "
-                 "'' as project_id, 'pass' as status, '' as reason from range(100000000) a, range(100000000) b "
-                 "where a.range * b.range = -1")
-    config = write_config(tmp_path / "auditor.toml", '[rules]\npaths = ["rules.d"]\n')
-    assert run_cli("--config", str(config), "snapshot", "--cloud", "demo").returncode == 0
+    config = _snapshot_with_a_rule_that_runs_forever(tmp_path / "auditor.toml")
     proc = subprocess.Popen([sys.executable, "-m", "auditor", "--config", str(config), "-v", "evaluate"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -453,12 +459,7 @@ def test_an_evaluation_killed_mid_run_leaves_nothing_once_the_next_one_starts(cl
     import subprocess
     import sys
 
-    rules = tmp_path / "rules.d"
-    _custom_rule(rules, "runs_forever", "select cast(a.range as varchar) as resource_id, '' as resource_name, "
-                 "'' as project_id, 'pass' as status, '' as reason from range(100000000) a, range(100000000) b "
-                 "where a.range * b.range = -1")
-    slow = write_config(tmp_path / "slow.toml", '[rules]\npaths = ["rules.d"]\n')
-    assert run_cli("--config", str(slow), "snapshot", "--cloud", "demo").returncode == 0
+    slow = _snapshot_with_a_rule_that_runs_forever(tmp_path / "slow.toml")
     staging = tmp_path / "audit.lake" / "_staging"
     proc = subprocess.Popen([sys.executable, "-m", "auditor", "--config", str(slow), "evaluate"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -380,6 +380,12 @@ class Collector:
                     f"hold no admin role: only the members of project {owner}'s shared images were listed"))
             pager.list_per_parent(conn.image, "/images/{}/members", "/images/{}", asked, "image_id",
                                   "shared images", members, self.settings.concurrency)
+            if every and not glance_admin and listing.complete:  # the others' private images: not shown
+                listing.fail(CollectionFailure(
+                    "images", None, None, "/images",
+                    "Glance lists other projects' private images to its admins only, and these credentials "
+                    "hold no admin role: only public, community and shared images and project "
+                    f"{unit.token_project_id}'s own were listed"))
             return listing, members
 
         def security_groups():

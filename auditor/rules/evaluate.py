@@ -273,7 +273,7 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
     con.execute("CREATE OR REPLACE TEMP TABLE active_waivers AS SELECT * FROM waivers_arrow")
     con.unregister("rule_meta_arrow")
     con.unregister("waivers_arrow")
-    con.execute("CREATE OR REPLACE TEMP VIEW results AS SELECT rowid AS n, * FROM rule_results")
+    con.execute("CREATE OR REPLACE TEMP VIEW results AS SELECT * FROM rule_results")  # n: each row's number
     con.execute("""
         CREATE OR REPLACE TEMP TABLE waiver_hits AS
         SELECT r.n, arg_min(w.waiver_id, w.ord) AS waiver_id
