@@ -281,7 +281,7 @@ class Collector:
                 f"cloud {target.name!r}: scope 'cloud' needs admin credentials, but listing all projects was "
                 "refused (403); use scope 'auto' or 'project'"
             )
-        if not forbidden and "admin" in (access.role_names or []):
+        if not forbidden and any(role.lower() == "admin" for role in access.role_names or []):
             return True, listing  # admin whose project listing failed: cloud-wide, and recorded as partial
         return False, None
 
@@ -373,7 +373,7 @@ class Collector:
             owner = pager.project_id if not every else (None if glance_admin else unit.token_project_id)
             shared = [i for i in images if i.get("visibility") == "shared" and isinstance(i.get("id"), str)]
             asked = [i["id"] for i in shared if glance_admin or i.get("owner") == owner]
-            if len(asked) < len(shared) and every:
+            if every and not glance_admin:  # the others' shared images it could not even see included
                 members.fail(CollectionFailure(
                     "image_members", None, None, "/images",
                     f"Glance shows an image's members to its owner and its admins only, and these credentials "
@@ -383,9 +383,10 @@ class Collector:
             if every and not glance_admin and listing.complete:  # the others' private images: not shown
                 listing.fail(CollectionFailure(
                     "images", None, None, "/images",
-                    "Glance lists other projects' private images to its admins only, and these credentials "
-                    "hold no admin role: only public, community and shared images and project "
-                    f"{unit.token_project_id}'s own were listed"))
+                    "Glance lists other projects' private images, and their shared images unless shared with "
+                    "and accepted by the token's project, to its admins only, and these credentials hold no "
+                    f"admin role: only public and community images and those project {unit.token_project_id} "
+                    "owns or accepted were listed"))
             return listing, members
 
         def security_groups():

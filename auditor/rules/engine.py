@@ -2,9 +2,10 @@
 
 Each rule's rows land in a temp table of its own, all seen through the temp view `rule_results`. A rule
 that fails at run time, returns a status outside pass/fail/skip/info, judges one resource twice or runs
-past its time limit becomes one `error` row; the other rules still run. A rule whose input listings are incomplete in the snapshot has its rows
-turned into `skip` (only for the projects affected, when the failure was limited to some projects), plus
-a rule-level `skip` row that says what was missing: missing data never reads as `pass`.
+past its time limit becomes one `error` row; the other rules still run. A rule whose input listings are
+incomplete in the snapshot has its rows turned into `skip` (only for the projects affected, when the
+failure was limited to some projects), plus a rule-level `skip` row that says what was missing: missing
+data never reads as `pass`.
 """
 
 from __future__ import annotations
