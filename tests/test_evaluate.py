@@ -474,3 +474,40 @@ def test_an_evaluation_killed_mid_run_leaves_nothing_once_the_next_one_starts(cl
     assert result.returncode == 0, result.stderr
     assert list(staging.iterdir()) == []
     assert query(tmp_path / "audit.duckdb", "SELECT count(*) FROM evaluations") == [(1,)]
+
+
+# -- instance types as data -------------------------------------------------------------------------------
+def test_each_server_gets_the_instance_type_its_evaluation_mapped_and_keeps_it_after_the_mapping_changes(
+        clouds_yaml, tmp_path):
+    config = write_config(tmp_path / "auditor.toml")
+    assert run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo").returncode == 0
+    database = tmp_path / "audit.duckdb"
+    shipped = yaml.safe_load((REPO / "sample_data" / "instance_types.yaml").read_text())["instance_types"]
+    assert query(database, "SELECT count(*) FROM evaluation_instance_types WHERE evaluation_id = 1") == [(len(shipped),)]
+    # the view says what the rule judged, server by server
+    judged = query(database, "SELECT resource_id, status, reason FROM findings "
+                             "WHERE evaluation_id = 1 AND rule_id = 'server_flavor_mapped_to_instance_type'")
+    typed = dict(query(database, "SELECT server_id, instance_type FROM server_instance_types WHERE snapshot_id = 1"))
+    assert len(typed) == len(judged) > 0
+    for server_id, status, reason in judged:
+        if status == "pass":
+            assert f"mapped to instance type {typed[server_id]} by" in reason
+        else:
+            assert typed[server_id] is None, reason
+    unmapped = {server_id for server_id, instance_type in typed.items() if instance_type is None}
+    assert unmapped and query(database, "SELECT DISTINCT flavor_name FROM server_instance_types "
+                                        "WHERE snapshot_id = 1 AND instance_type IS NULL AND flavor_name IS NOT NULL"
+                              ) == [("legacy.custom-7",)]
+
+    # The mapping changes: the next evaluation maps the legacy flavor; the first keeps what it judged with.
+    mapping = tmp_path / "instance_types.yaml"
+    mapping.write_text(yaml.safe_dump({"instance_types": shipped + [
+        {"name": "legacy.approved", "description": "kept until 2027", "vcpus": 3, "ram_mb": 7168, "disk_gb": 30,
+         "flavors": ["legacy.custom-7"]}]}), encoding="utf-8")
+    changed = write_config(tmp_path / "changed.toml", f'[rules]\ninstance_types = "{mapping}"\n')
+    assert run_cli("--config", str(changed), "run", "--no-report", "--cloud", "demo").returncode == 0
+    assert query(database, "SELECT DISTINCT instance_type, mapped_by FROM server_instance_types "
+                           "WHERE snapshot_id = 2 AND flavor_name = 'legacy.custom-7'") == [("legacy.approved", "name")]
+    assert query(database, "SELECT DISTINCT instance_type FROM server_instance_types "
+                           "WHERE snapshot_id = 1 AND flavor_name = 'legacy.custom-7'") == [(None,)]
+    assert query(database, "SELECT DISTINCT snapshot_id FROM latest_server_instance_types") == [(2,)]

@@ -49,7 +49,8 @@ def test_schema_document_and_database_agree(clouds_yaml, tmp_path):
     text = (REPO / "docs" / "schema.md").read_text(encoding="utf-8")
     assert "latest_snapshots" in views and "`latest_<table>`" in text
     for view in {v for v in views if v.startswith("latest_")} - {"latest_snapshots"}:
-        assert view.removeprefix("latest_") in actual, view
+        base = view.removeprefix("latest_")  # a table, or a documented view of its own
+        assert base in actual or (base in views and f"| `{base}` |" in text), view
 
 
 def test_every_text_column_is_free_of_demo_secrets(clouds_yaml, tmp_path, demo_fixture):

@@ -31,7 +31,7 @@ TABLES = SNAPSHOT_TABLES + EVALUATION_TABLES
 TABLES_SINCE_0_1_0 = ("networks", "subnets", "routers", "address_groups", "users", "roles", "role_assignments",
                       "application_credentials", "volumes", "volume_snapshots", "volume_backups", "volume_types",
                       "volume_type_encryption", "volume_type_access", "containers",
-                      "image_members")  # empty after an upgrade
+                      "image_members", "evaluation_instance_types")  # empty after an upgrade
 
 
 @pytest.fixture

@@ -374,6 +374,11 @@ def _write(database: Path, snapshot_id, cloud, region, previous, started_at, fin
                         "? AS previous_evaluation_id, * FROM staged_resolved",
                         [evaluation_id, snapshot_id, previous[0]])
             con.unregister("staged_resolved")
+        if ruleset.instance_types:  # the mapping that judged the snapshot, readable after the YAML changes
+            con.executemany(
+                "INSERT INTO evaluation_instance_types VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[evaluation_id, t.name, t.description, t.vcpus, t.ram_mb, t.disk_gb, list(t.flavors)]
+                 for t in ruleset.instance_types])
         if staged["waivers"]:
             con.executemany(
                 "INSERT INTO evaluation_waivers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

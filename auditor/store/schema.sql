@@ -624,6 +624,16 @@ CREATE TABLE IF NOT EXISTS resolved_findings (
     resolution VARCHAR NOT NULL CHECK (resolution IN ('passed', 'gone'))
 );
 
+CREATE TABLE IF NOT EXISTS evaluation_instance_types (
+    evaluation_id BIGINT NOT NULL,
+    name VARCHAR NOT NULL,                 -- the approved instance type, as [rules].instance_types names it
+    description VARCHAR,
+    vcpus INTEGER,
+    ram_mb BIGINT,
+    disk_gb BIGINT,
+    flavor_names VARCHAR[]                 -- flavors mapped to it by name
+);
+
 CREATE TABLE IF NOT EXISTS evaluation_waivers (
     evaluation_id BIGINT NOT NULL,
     waiver_id VARCHAR NOT NULL,

@@ -29,7 +29,8 @@ RESOURCE_TABLES = (
     "containers",
 )
 SNAPSHOT_TABLES = ("snapshots", "snapshot_resources", "collection_errors") + RESOURCE_TABLES
-EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers")
+EVALUATION_TABLES = ("evaluations", "evaluation_rules", "findings", "resolved_findings", "evaluation_waivers",
+                     "evaluation_instance_types")
 KIND_OF = {**{t: SNAPSHOT for t in SNAPSHOT_TABLES}, **{t: EVALUATION for t in EVALUATION_TABLES}}
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"  # every file of the lake
 SANDBOX_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -95,6 +96,35 @@ QUALIFY row_number() OVER (PARTITION BY e.cloud, e.region ORDER BY s.started_at 
 
 CREATE OR REPLACE VIEW latest_findings AS
 SELECT f.* FROM findings f WHERE f.evaluation_id IN (SELECT id FROM latest_evaluations);
+
+-- Every server with its normalized instance type, by the approved mapping of its snapshot's newest
+-- evaluation: the flavor's name first, then its shape (the first type by name when several match), as
+-- the rule server_flavor_mapped_to_instance_type judges it. NULL when unmapped, deleted or not evaluated.
+CREATE OR REPLACE VIEW server_instance_types AS
+WITH judged_by AS (
+    SELECT snapshot_id, max(id) AS evaluation_id FROM evaluations GROUP BY snapshot_id
+),
+by_name AS (
+    SELECT evaluation_id, flavor_name, min(name) AS instance_type
+    FROM (SELECT evaluation_id, name, unnest(flavor_names) AS flavor_name FROM evaluation_instance_types)
+    GROUP BY ALL
+),
+by_shape AS (
+    SELECT evaluation_id, vcpus, ram_mb, disk_gb, min(name) AS instance_type
+    FROM evaluation_instance_types GROUP BY ALL
+)
+SELECT s.snapshot_id, j.evaluation_id, s.id AS server_id, s.name AS server_name, s.project_id,
+       s.flavor_id, s.flavor_name, s.flavor_vcpus AS vcpus, s.flavor_ram_mb AS ram_mb, s.flavor_disk_gb AS disk_gb,
+       coalesce(n.instance_type, m.instance_type) AS instance_type,
+       CASE WHEN n.instance_type IS NOT NULL THEN 'name' WHEN m.instance_type IS NOT NULL THEN 'shape' END AS mapped_by
+FROM servers s
+LEFT JOIN judged_by j ON j.snapshot_id = s.snapshot_id
+LEFT JOIN by_name n ON n.evaluation_id = j.evaluation_id AND n.flavor_name = s.flavor_name
+LEFT JOIN by_shape m ON m.evaluation_id = j.evaluation_id AND m.vcpus = s.flavor_vcpus
+                    AND m.ram_mb = s.flavor_ram_mb AND m.disk_gb = s.flavor_disk_gb;
+
+CREATE OR REPLACE VIEW latest_server_instance_types AS
+SELECT * FROM server_instance_types WHERE snapshot_id IN (SELECT id FROM latest_snapshots);
 """
 
 
