@@ -488,6 +488,7 @@ def test_each_server_gets_the_instance_type_its_evaluation_mapped_and_keeps_it_a
     judged = query(database, "SELECT resource_id, status, reason FROM findings "
                              "WHERE evaluation_id = 1 AND rule_id = 'server_flavor_mapped_to_instance_type'")
     typed = dict(query(database, "SELECT server_id, instance_type FROM server_instance_types WHERE snapshot_id = 1"))
+    assert query(database, "SELECT count(*) FROM server_instance_types WHERE snapshot_id = 1") == [(len(judged),)]
     assert len(typed) == len(judged) > 0
     for server_id, status, reason in judged:
         if status == "pass":
@@ -510,4 +511,4 @@ def test_each_server_gets_the_instance_type_its_evaluation_mapped_and_keeps_it_a
                            "WHERE snapshot_id = 2 AND flavor_name = 'legacy.custom-7'") == [("legacy.approved", "name")]
     assert query(database, "SELECT DISTINCT instance_type FROM server_instance_types "
                            "WHERE snapshot_id = 1 AND flavor_name = 'legacy.custom-7'") == [(None,)]
-    assert query(database, "SELECT DISTINCT snapshot_id FROM latest_server_instance_types") == [(2,)]
+    assert query(database, "SELECT DISTINCT snapshot_id, evaluation_id FROM latest_server_instance_types") == [(2, 2)]

@@ -131,6 +131,29 @@ def test_schema_files_are_written_once_and_replaced_when_their_columns_differ(tm
     assert con.execute(f"SELECT count(*) FROM read_parquet('{servers}')").fetchall() == [(0,)]
 
 
+def test_a_reader_of_an_older_lake_adds_the_tables_this_auditor_added(tmp_path):
+    # A lake an older auditor wrote lacks the folders of tables added since: the catalog a reader rebuilds
+    # (its views changed) must not fail to bind them, or every read fails until something writes.
+    import shutil
+
+    from auditor.store.database import open_reader
+
+    lake = tmp_path / "audit.lake"
+    database = tmp_path / "audit.duckdb"
+    prepare_lake(lake)
+    ensure_catalog(database, lake)
+    shutil.rmtree(lake / "evaluation_instance_types")
+    con = duckdb.connect(str(database))
+    con.execute("UPDATE schema_info SET value = 'an older auditor' WHERE key = 'definition'")
+    con.close()
+    reader = open_reader(database)
+    try:
+        assert reader.execute("SELECT count(*) FROM evaluation_instance_types").fetchall() == [(0,)]
+    finally:
+        reader.close()
+    assert schema_file(lake, "evaluation_instance_types").is_file()
+
+
 def test_nothing_is_visible_before_the_manifest_and_all_is_after(tmp_path):
     lake = tmp_path / "lake"
     staged = stage(lake, SNAPSHOT)

@@ -115,6 +115,10 @@ def ensure_catalog(database: Path, lake: Path, state: dict[str, str] | None = No
     definition = hashlib.sha256(catalog_sql(lake).encode()).hexdigest()
     if database.is_file() and (catalog_state(database) if state is None else state).get("definition") == definition:
         return
+    try:  # a table this auditor added has no file in an older lake yet: its view would not bind
+        prepare_lake(lake)
+    except (duckdb.Error, OSError) as exc:
+        raise StoreError(f"{lake}: cannot add the new tables' schema files: {str(exc).splitlines()[0]}") from None
     build_catalog(database, lake, definition)
 
 

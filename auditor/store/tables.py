@@ -99,19 +99,22 @@ SELECT f.* FROM findings f WHERE f.evaluation_id IN (SELECT id FROM latest_evalu
 
 -- Every server with its normalized instance type, by the approved mapping of its snapshot's newest
 -- evaluation: the flavor's name first, then its shape (the first type by name when several match), as
--- the rule server_flavor_mapped_to_instance_type judges it. NULL when unmapped, deleted or not evaluated.
+-- the rule server_flavor_mapped_to_instance_type matches. NULL when unmapped, deleted, not evaluated, or
+-- when that evaluation had no mapping (it then stored no evaluation_instance_types rows).
 CREATE OR REPLACE VIEW server_instance_types AS
 WITH judged_by AS (
     SELECT snapshot_id, max(id) AS evaluation_id FROM evaluations GROUP BY snapshot_id
 ),
+mapping AS (  -- only the evaluations that judge a snapshot now: the others' files are not read
+    SELECT * FROM evaluation_instance_types WHERE evaluation_id IN (SELECT evaluation_id FROM judged_by)
+),
 by_name AS (
     SELECT evaluation_id, flavor_name, min(name) AS instance_type
-    FROM (SELECT evaluation_id, name, unnest(flavor_names) AS flavor_name FROM evaluation_instance_types)
+    FROM (SELECT evaluation_id, name, unnest(flavor_names) AS flavor_name FROM mapping)
     GROUP BY ALL
 ),
 by_shape AS (
-    SELECT evaluation_id, vcpus, ram_mb, disk_gb, min(name) AS instance_type
-    FROM evaluation_instance_types GROUP BY ALL
+    SELECT evaluation_id, vcpus, ram_mb, disk_gb, min(name) AS instance_type FROM mapping GROUP BY ALL
 )
 SELECT s.snapshot_id, j.evaluation_id, s.id AS server_id, s.name AS server_name, s.project_id,
        s.flavor_id, s.flavor_name, s.flavor_vcpus AS vcpus, s.flavor_ram_mb AS ram_mb, s.flavor_disk_gb AS disk_gb,
@@ -123,8 +126,9 @@ LEFT JOIN by_name n ON n.evaluation_id = j.evaluation_id AND n.flavor_name = s.f
 LEFT JOIN by_shape m ON m.evaluation_id = j.evaluation_id AND m.vcpus = s.flavor_vcpus
                     AND m.ram_mb = s.flavor_ram_mb AND m.disk_gb = s.flavor_disk_gb;
 
+-- The servers of the snapshots latest_findings judges, with their instance types.
 CREATE OR REPLACE VIEW latest_server_instance_types AS
-SELECT * FROM server_instance_types WHERE snapshot_id IN (SELECT id FROM latest_snapshots);
+SELECT * FROM server_instance_types WHERE evaluation_id IN (SELECT id FROM latest_evaluations);
 """
 
 
