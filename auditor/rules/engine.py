@@ -25,7 +25,6 @@ from auditor.rules.environment import REMOTE_ADDRESS_GROUPS, inputs_of
 
 RESULT_COLUMNS = "rule_id VARCHAR, resource_id VARCHAR, resource_name VARCHAR, project_id VARCHAR, " \
                  "status VARCHAR, reason VARCHAR"
-_NO_RESULT = ", ".join(f"NULL::VARCHAR AS {column.split()[0]}" for column in RESULT_COLUMNS.split(", "))
 _LINE = re.compile(r"LINE (\d+):")
 _PARAM = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 _INPUTS: dict[str, frozenset[str]] = {}
@@ -198,9 +197,11 @@ def run_rules(con, runs: list[RuleRun], inputs: InputState, timeout: float = 300
             if run.outcome != "ran":  # rows were changed or added after the checks counted them
                 run.counts = dict(con.execute(f"SELECT status, count(*) FROM {table} GROUP BY ALL").fetchall())
             run.seconds = time.perf_counter() - started
+    if not tables:  # no rule: the view still has its columns
+        tables.append("rule_results_0")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE rule_results_0 ({RESULT_COLUMNS})")
     numbered = [f"SELECT {index << 32} + rowid AS n, * FROM {table}" for index, table in enumerate(tables)]
-    empty = f"SELECT NULL::BIGINT AS n, * FROM (SELECT {_NO_RESULT}) WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW rule_results AS {' UNION ALL '.join(numbered) or empty}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW rule_results AS {' UNION ALL '.join(numbered)}")
 
 
 class _Watchdog:
