@@ -1,0 +1,104 @@
+"""Commands that read the history back: snapshots, sql, findings."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from auditor.cli.base import SEVERITY_CHOICE, Context, cli, load_rules, split_values
+from auditor.output import render
+
+
+# -- snapshots --------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--cloud", "cloud_name", help="Only this cloud.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--limit", type=int, default=50, show_default=True, help="Newest N snapshots.")
+@click.pass_obj
+def snapshots(obj: Context, cloud_name, fmt, limit):
+    """List snapshots, newest first: id, cloud, region, scope, times, status and counts."""
+    from auditor.store.database import open_reader
+
+    con = open_reader(obj.config.database)
+    try:
+        cursor = con.execute(
+            "SELECT id, cloud, region, scope, started_at, finished_at, status, server_count AS servers, "
+            "flavor_count AS flavors, image_count AS images, security_group_count AS sec_groups, "
+            "security_group_rule_count AS sg_rules, port_count AS ports, error_count AS errors "
+            "FROM snapshots WHERE ? IS NULL OR cloud = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+            [cloud_name, cloud_name, limit],
+        )
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        con.close()
+    click.echo(render(columns, rows, fmt), nl=False)
+
+
+# -- sql --------------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def sql(obj: Context, query, fmt):
+    """Run a read-only SQL QUERY on the snapshot database ('-' reads it from stdin).
+
+    Only SELECT-like statements run; the connection itself is read-only, may read the lake and no other
+    file, and cannot load extensions, so INSERT, DROP, ATTACH, COPY ... TO and INSTALL are refused.
+    """
+    from auditor.store.query import run_read_only
+
+    if query == "-":
+        query = sys.stdin.read()
+    columns, rows = run_read_only(obj.config.database, query)
+    click.echo(render(columns, rows, fmt), nl=False)
+
+
+
+# -- findings ---------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--snapshot", "snapshot_spec", default="latest", show_default=True,
+              help="Snapshot id (its newest evaluation), or 'latest': the newest evaluation of every cloud/region.")
+@click.option("--evaluation", type=int, help="One evaluation by id.")
+@click.option("--cloud", "cloud_name", help="With 'latest': only this cloud.")
+@click.option("--severity", "severities", multiple=True, help="critical, high, medium, low, info; repeat or comma-separate.")
+@click.option("--status", "statuses", multiple=True, default=("fail",), show_default=True,
+              help="pass, fail, skip, info, error or all; repeat or comma-separate.")
+@click.option("--rule", "rule_id", help="Only this rule.")
+@click.option("--project", help="Only this project (id or name).")
+@click.option("--new", "new_only", is_flag=True, help="Only findings new since the previous snapshot.")
+@click.option("--resolved", is_flag=True, help="List what was resolved since the previous snapshot instead.")
+@click.option("--framework", help="Summarise pass/fail per control of a framework (e.g. cis_controls_v8).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N rows.")
+@click.pass_obj
+def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, statuses, rule_id, project, new_only,
+             resolved, framework, fmt, limit):
+    """List findings of the latest evaluation (or of --snapshot / --evaluation): failing ones by default,
+    most severe first, with whether each is new, waived, and when it was first seen."""
+    from auditor.rules.findings import (
+        FindingFilter,
+        framework_summary,
+        list_findings,
+        list_resolved,
+    )
+
+    severities, statuses = split_values(severities), split_values(statuses)
+    for value in severities:
+        if value not in SEVERITY_CHOICE.choices:
+            raise click.BadParameter(f"unknown severity {value!r}", param_hint="--severity")
+    for value in statuses:
+        if value not in ("pass", "fail", "skip", "info", "error", "all"):
+            raise click.BadParameter(f"unknown status {value!r}", param_hint="--status")
+    flt = FindingFilter(snapshot=snapshot_spec, evaluation=evaluation, cloud=cloud_name, severities=severities,
+                        statuses=() if "all" in statuses else statuses, rule=rule_id, project=project,
+                        new_only=new_only, limit=limit)
+    database = obj.config.database
+    if framework:
+        columns, rows = framework_summary(database, flt, load_rules(obj.config).catalog, framework)
+    elif resolved:
+        columns, rows = list_resolved(database, flt)
+    else:
+        columns, rows = list_findings(database, flt)
+    click.echo(render(columns, rows, fmt), nl=False)
