@@ -72,7 +72,8 @@ def test_exports_hold_every_finding_and_server(demo_run):
         servers = list(csv.DictReader(handle))
     assert len(servers) == 19
     bastion = next(s for s in servers if s["name"] == "bastion-01")
-    assert "203.0.113.25" in bastion["floating_ips"] and "ssh-bastion" in bastion["security_groups"]
+    assert bastion["floating_addresses"] == "203.0.113.25" and "ssh-bastion" in bastion["security_groups"].split()
+    assert bastion["instance_type"] and bastion["first_seen"]
 
 
 def test_csv_cells_cannot_run_as_spreadsheet_formulas():

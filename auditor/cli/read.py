@@ -1,4 +1,4 @@
-"""Commands that read the history back: snapshots, sql, findings."""
+"""Commands that read the history back: snapshots, sql, findings, inventory."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from auditor.cli.base import SEVERITY_CHOICE, Context, cli, load_rules, split_values
 from auditor.output import render
+from auditor.store.inventory import BY
 
 
 # -- snapshots --------------------------------------------------------------------------------------------
@@ -101,4 +102,36 @@ def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, st
         columns, rows = list_resolved(database, flt)
     else:
         columns, rows = list_findings(database, flt)
+    click.echo(render(columns, rows, fmt), nl=False)
+
+
+# -- inventory --------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--snapshot", "snapshot_spec", default="latest", show_default=True,
+              help="Snapshot id, or 'latest': the newest complete snapshot of every cloud/region.")
+@click.option("--cloud", "cloud_name", help="With 'latest': only this cloud.")
+@click.option("--project", help="Only this project (id or name).")
+@click.option("--zone", help="Only this availability zone.")
+@click.option("--instance-type", help="Only servers of this approved instance type.")
+@click.option("--unmapped", is_flag=True, help="Only servers whose flavor no approved instance type maps.")
+@click.option("--by", type=click.Choice(BY), help="Count servers per instance type, zone, image or project instead.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N rows.")
+@click.pass_obj
+def inventory(obj: Context, snapshot_spec, cloud_name, project, zone, instance_type, unmapped, by, fmt, limit):
+    """List the instances of the latest snapshot (or of --snapshot): one row each with its project, status,
+    normalized instance type (by the mapping its snapshot was evaluated with), flavor, image, zone,
+    security groups, fixed and floating addresses and when auditor first saw it. csv and json carry
+    every column (docs/cli.md); the table shows the main ones."""
+    from auditor.store.inventory import InventoryFilter, count_inventory, for_export, for_table, list_inventory
+
+    if instance_type and unmapped:
+        raise click.BadParameter("--instance-type and --unmapped exclude each other", param_hint="--unmapped")
+    flt = InventoryFilter(snapshot=snapshot_spec, cloud=cloud_name, project=project, zone=zone,
+                          instance_type=instance_type, unmapped=unmapped, limit=limit)
+    if by:
+        columns, rows = count_inventory(obj.config.database, flt, by)
+    else:
+        columns, rows = list_inventory(obj.config.database, flt)
+        columns, rows = for_table(columns, rows) if fmt == "table" else for_export(columns, rows, fmt == "csv")
     click.echo(render(columns, rows, fmt), nl=False)
