@@ -7,6 +7,7 @@ import copy
 import csv
 import io
 import json
+from datetime import datetime
 
 import pytest
 from conftest import query, run_cli, served_snapshot, snapshot_of, write_clouds_yaml, write_config
@@ -53,8 +54,8 @@ def test_every_server_is_listed_with_its_type_image_groups_and_addresses(judged)
     assert bastion["floating_addresses"] == ["203.0.113.25"] and "ssh-bastion" in bastion["security_groups"]
     assert bastion["fixed_addresses"] and "203.0.113.25" not in bastion["fixed_addresses"]
     assert bastion["project"] == "storefront" and bastion["cloud"] == "demo" and bastion["region"] == "RegionOne"
-    started = query(database, "SELECT CAST(started_at AS VARCHAR) FROM snapshots WHERE id = 1")[0][0]
-    assert {r["first_seen"] for r in rows} == {started}
+    started = query(database, "SELECT started_at FROM snapshots WHERE id = 1")[0][0]
+    assert {datetime.fromisoformat(r["first_seen"]) for r in rows} == {started}
 
     states = {r["image_state"] for r in rows}
     assert states == {"listed", "gone", "volume"}

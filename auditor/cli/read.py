@@ -1,13 +1,14 @@
-"""Commands that read the history back: snapshots, sql, findings, inventory."""
+"""Commands that read the history back: snapshots, sql, findings, inventory, changes."""
 
 from __future__ import annotations
 
 import sys
 
 import click
+import orjson
 
 from auditor.cli.base import SEVERITY_CHOICE, Context, cli, load_rules, split_values
-from auditor.output import render
+from auditor.output import render, terminal_safe
 from auditor.store.inventory import BY
 
 
@@ -135,3 +136,63 @@ def inventory(obj: Context, snapshot_spec, cloud_name, project, zone, instance_t
         columns, rows = list_inventory(obj.config.database, flt)
         columns, rows = for_table(columns, rows) if fmt == "table" else for_export(columns, rows, fmt == "csv")
     click.echo(render(columns, rows, fmt), nl=False)
+
+
+# -- changes ----------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--from", "from_id", type=int, help="The older snapshot (default: the complete one before --to).")
+@click.option("--to", "to_id", type=int,
+              help="The newer snapshot (default: the newest complete snapshot of every cloud/region).")
+@click.option("--cloud", "cloud_name", help="Without --to: only this cloud.")
+@click.option("--type", "resource_type", help="Only this resource table (servers, security_group_rules, ...).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_obj
+def changes(obj: Context, from_id, to_id, cloud_name, resource_type, fmt):
+    """What was added, removed and modified between two snapshots of one cloud/region, per resource type,
+    with each modified field's old and new value (default: the newest complete snapshot of every
+    cloud/region against the complete one before it)."""
+    from auditor.store.changes import COLUMNS, ChangeRequest, list_changes
+    from auditor.store.database import open_reader
+
+    con = open_reader(obj.config.database)
+    try:
+        compared = list_changes(con, ChangeRequest(from_id, to_id, cloud_name, resource_type))
+    finally:
+        con.close()
+    if fmt == "json":
+        records = [dict(zip(COLUMNS, row[:5], strict=False)) | {"fields": orjson.loads(row[5]) if row[5] else None}
+                   for _pair, rows in compared for row in rows]
+        click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "csv":
+        click.echo(render(list(COLUMNS), [row for _pair, rows in compared for row in rows], "csv"), nl=False)
+    else:
+        click.echo(_changes_table(compared), nl=False)
+
+
+def _changes_table(compared) -> str:
+    """Per compared pair, per resource type: a count line, then its rows with each change as old -> new."""
+    lines = []
+    for (old, new, cloud, region), rows in compared:
+        lines.append(terminal_safe(f"{cloud}/{region}: snapshot {old} -> {new}: {len(rows)} change"
+                                   f"{'s' if len(rows) != 1 else ''}"))
+        by_type: dict[str, list[tuple]] = {}
+        for row in rows:
+            by_type.setdefault(row[0], []).append(row)
+        for resource_type, typed in by_type.items():
+            counts = {c: sum(r[4] == c for r in typed) for c in ("added", "removed", "modified")}
+            lines.append("\n" + f"{resource_type}: " + ", ".join(f"{n} {c}" for c, n in counts.items() if n))
+            shown = [(r[4], r[2], r[1], r[3], _fields_text(r[5])) for r in typed]
+            lines.append(render(["change", "name", "id", "project_id", "fields"], shown, "table").rstrip("\n"))
+        lines.append("")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _fields_text(fields: str | None) -> str:
+    if not fields:
+        return ""
+    return "; ".join(f"{name}: {_json_text(old)} -> {_json_text(new)}"
+                     for name, (old, new) in orjson.loads(fields).items())
+
+
+def _json_text(value) -> str:
+    return "null" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode()

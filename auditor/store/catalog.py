@@ -23,6 +23,7 @@ import duckdb
 
 from auditor.sqltext import sql_ident, sql_literal
 from auditor.errors import StoreError
+from auditor.store.changes import changes_sql
 from auditor.store.helpers import helpers_sql
 from auditor.store.lake import schema_file, table_glob
 from auditor.store.tables import (
@@ -45,7 +46,8 @@ STORAGE_VERSION = "v1.4.0"  # the catalog opens in DuckDB 1.4 and 1.5 too (they 
 
 def catalog_sql(lake: Path) -> str:
     """Every view and macro the catalog holds, over the lake at `lake` (an absolute path): the documented
-    tables, the `latest_*` views, and the helpers rules use (auditor/store/helpers.py)."""
+    tables, the `latest_*` views, `changes()` with `latest_changes` (auditor/store/changes.py), and the
+    helpers rules use (auditor/store/helpers.py)."""
     views = []
     for table in SNAPSHOT_TABLES + EVALUATION_TABLES:
         body = relation_sql(table, [table_glob(lake, table)])
@@ -58,7 +60,7 @@ def catalog_sql(lake: Path) -> str:
             condition = f"{PARTITION_KEY[kind]} IN (SELECT id FROM {MANIFEST[kind]})"
         where = f" WHERE {condition}" if condition else ""
         views.append(f"CREATE OR REPLACE VIEW {sql_ident(table)} AS SELECT * FROM ({body}){where};")
-    return "\n".join(views) + "\n" + latest_views_sql() + helpers_sql(per_snapshot=False)
+    return "\n".join(views) + "\n" + latest_views_sql() + changes_sql() + helpers_sql(per_snapshot=False)
 
 
 def prepare_lake(lake: Path) -> None:

@@ -1,0 +1,154 @@
+"""What changed between two snapshots of one cloud and region, resource by resource, in SQL.
+
+The catalog defines the table macro `changes(from_id, to_id)` and the view `latest_changes` (docs/schema.md);
+`auditor changes` reads the macro. Every documented resource table is compared on its documented columns,
+built from schema.sql, so a column added later is compared without touching this file. A row is keyed by
+its id (or, for a table without one, by the fields that name it); `fields` maps each changed column to
+`[old, new]` as JSON. Columns that change on their own and mean nothing to an auditor are not compared:
+`updated_at`, `raw` (the API's record, whose documented fields are compared one by one), the
+partition column, and the VOLATILE ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditor.errors import QueryError
+from auditor.sqltext import sql_ident, sql_literal
+from auditor.store.tables import RESOURCE_TABLES, table_columns
+
+IGNORED = frozenset({"snapshot_id", "raw", "updated_at"})
+# Usage counters and heartbeats, not configuration: a container's objects come and go all day, and each
+# Nova service's `updated_at` inside a zone's `hosts` moves every few seconds (compute_hosts and
+# compute_hosts_down say what an auditor needs of it).
+VOLATILE = {"containers": frozenset({"object_count", "bytes_used", "last_modified"}),
+            "availability_zones": frozenset({"hosts"})}
+# (key, name, project) over a row alias `r`, for the tables whose columns do not say it plainly.
+_SPECIAL = {
+    "projects": ("r.id", "r.name", "r.id"),
+    "availability_zones": ("r.name", "r.name", "NULL"),
+    "server_security_groups": ("r.server_id || '/' || coalesce(r.port_id, '') || '/' || r.security_group_id",
+                               "r.server_id", "NULL"),
+    "volume_type_encryption": ("r.volume_type_id", "r.volume_type_id", "NULL"),
+    "floating_ips": ("r.id", "r.floating_ip_address", "r.project_id"),
+    "role_assignments": ("r.id", "r.role_name", "r.project_id"),
+}
+COLUMNS = ("resource_type", "resource_id", "resource_name", "project_id", "change", "fields")
+
+
+def _identity(table: str) -> tuple[str, str, str]:
+    if table in _SPECIAL:
+        return _SPECIAL[table]
+    names = {column for column, _kind in table_columns()[table]}
+    return ("r.id", "r.name" if "name" in names else "r.id",
+            "r.project_id" if "project_id" in names else "NULL")
+
+
+def _table_sql(table: str) -> str:
+    """One table's added, removed and modified rows between the snapshots `from_id` and `to_id`."""
+    key, name, project = _identity(table)
+    skipped = IGNORED | VOLATILE.get(table, frozenset())
+    compared = [column for column, _kind in table_columns()[table] if column not in skipped]
+    entries = ", ".join(f"{{'k': {sql_literal(c)}, 'v': [to_json(o.{sql_ident(c)}), to_json(n.{sql_ident(c)})]}}"
+                        for c in compared)
+    differs = " OR ".join(f"o.{sql_ident(c)} IS DISTINCT FROM n.{sql_ident(c)}" for c in compared)
+    side = "SELECT {key} AS _key, {name} AS _name, {project} AS _project, r.* FROM {table} r WHERE r.snapshot_id = {id}"
+    old = side.format(key=key, name=name, project=project, table=sql_ident(table), id="from_id")
+    new = side.format(key=key, name=name, project=project, table=sql_ident(table), id="to_id")
+    return f"""
+    SELECT {sql_literal(table)} AS resource_type, coalesce(n._key, o._key) AS resource_id,
+           coalesce(n._name, o._name) AS resource_name, coalesce(n._project, o._project) AS project_id,
+           CASE WHEN o._key IS NULL THEN 'added' WHEN n._key IS NULL THEN 'removed' ELSE 'modified' END AS change,
+           CASE WHEN o._key IS NOT NULL AND n._key IS NOT NULL
+                THEN to_json(map_from_entries(list_filter([{entries}], lambda e: e.v[1] IS DISTINCT FROM e.v[2])))
+           END AS fields
+    FROM ({old}) o FULL JOIN ({new}) n ON o._key = n._key
+    WHERE o._key IS NULL OR n._key IS NULL OR {differs}"""
+
+
+def changes_sql() -> str:
+    """The catalog's `changes(from_id, to_id)` macro and `latest_changes` view."""
+    body = "\n    UNION ALL".join(_table_sql(table) for table in RESOURCE_TABLES)
+    return f"""
+-- What changed from snapshot from_id to snapshot to_id: one row per added, removed or modified resource.
+CREATE OR REPLACE MACRO changes(from_id, to_id) AS TABLE {body};
+
+-- What changed in each cloud and region from its complete snapshot before latest_snapshots' to that one.
+CREATE OR REPLACE VIEW latest_changes AS
+WITH pairs AS (
+    SELECT l.cloud, l.region, l.id AS to_snapshot_id,
+           (SELECT s.id FROM snapshots s
+            WHERE s.cloud = l.cloud AND s.region = l.region AND s.status = 'complete'
+              AND (s.started_at, s.id) < (l.started_at, l.id)
+            ORDER BY s.started_at DESC, s.id DESC LIMIT 1) AS from_snapshot_id
+    FROM latest_snapshots l
+)
+SELECT p.cloud, p.region, p.from_snapshot_id, p.to_snapshot_id, c.*
+FROM pairs p, changes(p.from_snapshot_id, p.to_snapshot_id) c
+WHERE p.from_snapshot_id IS NOT NULL;
+"""
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    from_id: int | None = None
+    to_id: int | None = None
+    cloud: str | None = None
+    resource_type: str | None = None
+
+
+def _pairs(con, request: ChangeRequest) -> list[tuple[int, int, str, str]]:
+    """(from, to, cloud, region) to compare: the two given, or for each cloud/region (or the one of --to)
+    its newest complete snapshot (or --to) against the complete one before it."""
+    def snapshot(snapshot_id: int, option: str) -> tuple:
+        rows = con.execute("SELECT id, cloud, region, started_at, status FROM snapshots WHERE id = ?",
+                           [snapshot_id]).fetchall()
+        if not rows:
+            raise QueryError(f"{option}: no snapshot with id {snapshot_id} (see `auditor snapshots`)")
+        if rows[0][4] == "failed":
+            raise QueryError(f"{option}: snapshot {snapshot_id} failed: it holds nothing to compare")
+        return rows[0]
+
+    def before(to: tuple) -> int:
+        rows = con.execute("""
+            SELECT id FROM snapshots
+            WHERE cloud = ? AND region = ? AND status = 'complete' AND (started_at, id) < (?, ?)
+            ORDER BY started_at DESC, id DESC LIMIT 1""", [to[1], to[2], to[3], to[0]]).fetchall()
+        if not rows:
+            raise QueryError(f"snapshot {to[0]} ({to[1]}/{to[2]}) has no complete snapshot before it to compare with")
+        return rows[0][0]
+
+    if request.to_id is not None:
+        to = snapshot(request.to_id, "--to")
+        if request.from_id is None:
+            return [(before(to), to[0], to[1], to[2])]
+        old = snapshot(request.from_id, "--from")
+        if (old[1], old[2]) != (to[1], to[2]):
+            raise QueryError(f"--from {old[0]} is of {old[1]}/{old[2]} and --to {to[0]} of {to[1]}/{to[2]}: "
+                             "changes compares two snapshots of the same cloud and region")
+        return [(old[0], to[0], to[1], to[2])]
+    if request.from_id is not None:
+        raise QueryError("--from needs --to (without both: the newest complete snapshot against the one before)")
+    latest = con.execute("SELECT id, cloud, region, started_at, status FROM latest_snapshots "
+                         "WHERE $cloud IS NULL OR cloud = $cloud ORDER BY cloud, region",
+                         {"cloud": request.cloud}).fetchall()
+    if not latest:
+        raise QueryError("no complete snapshot yet" + (f" of cloud {request.cloud!r}" if request.cloud else ""))
+    return [(before(to), to[0], to[1], to[2]) for to in latest]
+
+
+def list_changes(con, request: ChangeRequest) -> list[tuple[tuple[int, int, str, str], list[tuple]]]:
+    """For each compared pair (from, to, cloud, region), its changes (COLUMNS), by resource type, change,
+    name and id; `con` reads the catalog (catalog.py imports this module, so it cannot open one itself)."""
+    if request.resource_type is not None and request.resource_type not in RESOURCE_TABLES:
+        raise QueryError(f"--type: unknown resource table {request.resource_type!r} "
+                         f"(one of {', '.join(RESOURCE_TABLES)})")
+    result = []
+    for pair in _pairs(con, request):
+        rows = con.execute("""
+            SELECT resource_type, resource_id, resource_name, project_id, change, fields
+            FROM changes($from, $to) WHERE $type IS NULL OR resource_type = $type
+            ORDER BY resource_type, list_position(['added', 'removed', 'modified'], change), resource_name,
+                     resource_id""", {"from": pair[0], "to": pair[1], "type": request.resource_type}).fetchall()
+        result.append((pair, rows))
+    return result
