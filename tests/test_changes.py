@@ -139,6 +139,10 @@ def test_snapshots_of_different_clouds_are_not_compared(two_snapshots, tmp_path)
     config = write_config(tmp_path / "auditor.toml")
     done = run_cli("--config", str(config), "changes", "--from", str(first), "--to", str(second))
     assert done.returncode != 0 and "same cloud and region" in done.stderr
+    # by default each cloud/region is compared with its own past; neither has one here
+    done = run_cli("--config", str(config), "changes")
+    assert done.returncode != 0 and f"snapshot {first} (demo/RegionOne) has no complete snapshot" in done.stderr
+    assert f"snapshot {second} (other/RegionOne) has no complete snapshot" in done.stderr
 
 
 def test_tenant_text_cannot_repaint_the_terminal(demo_fixture, tmp_path, monkeypatch):

@@ -307,7 +307,7 @@ def test_archive_serves_index_and_report_files_with_their_types(world, server):
     relative = report.parent.relative_to(world["out"]).as_posix()
     assert f'href="{relative}/report.html"' in body.decode()  # the archive's relative links resolve under /reports/
     for name, kind in [("report.html", "text/html; charset=utf-8"), ("findings.csv", "text/csv; charset=utf-8"),
-                       ("findings.json", "application/json")]:
+                       ("findings.jsonl", "application/x-ndjson"), ("findings.ocsf.jsonl", "application/x-ndjson")]:
         status, headers, body = fetch(f"{server.url}/reports/{relative}/{name}")
         assert (status, headers["Content-Type"]) == (200, kind), name
         assert body == (report.parent / name).read_bytes()

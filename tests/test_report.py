@@ -52,7 +52,8 @@ def test_every_context_key_is_documented(demo_run):
 def test_run_writes_every_file_and_says_where(demo_run):
     report = demo_run["report"]
     assert sorted(p.name for p in report.iterdir()) == [
-        "findings.csv", "findings.json", "inventory.csv", "report.html", "report.json", "report.pdf"]
+        "findings.csv", "findings.jsonl", "findings.ocsf.jsonl", "inventory.csv", "report.html", "report.json",
+        "report.pdf"]
     assert f"HTML: {report / 'report.html'}" in demo_run["stdout"]
     assert f"PDF: {report / 'report.pdf'}" in demo_run["stdout"]
     assert (demo_run["folder"] / "out" / "index.html").is_file()
@@ -65,9 +66,9 @@ def test_exports_hold_every_finding_and_server(demo_run):
     assert len(rows) == query(demo_run["database"], "SELECT count(*) FROM findings WHERE evaluation_id = 1")[0][0]
     failing = {(r["rule_id"], r["resource_name"]) for r in rows if r["status"] == "fail"}
     assert ("server_not_exposed_to_world", "bastion-01") in failing
-    data = json.loads((demo_run["report"] / "findings.json").read_text(encoding="utf-8"))
-    assert data["snapshot"]["id"] == 1 and len(data["findings"]) == len(rows)
-    assert {(f["rule_id"], f["resource_name"]) for f in data["findings"] if f["status"] == "fail"} == failing
+    data = [json.loads(line) for line in (demo_run["report"] / "findings.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {f["snapshot_id"] for f in data} == {1} and len(data) == len(rows)
+    assert {(f["rule_id"], f["resource_name"]) for f in data if f["status"] == "fail"} == failing
     with open(demo_run["report"] / "inventory.csv", encoding="utf-8", newline="") as handle:
         servers = list(csv.DictReader(handle))
     assert len(servers) == 19

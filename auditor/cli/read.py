@@ -72,7 +72,8 @@ def sql(obj: Context, query, fmt):
 @click.option("--new", "new_only", is_flag=True, help="Only findings new since the previous snapshot.")
 @click.option("--resolved", is_flag=True, help="List what was resolved since the previous snapshot instead.")
 @click.option("--framework", help="Summarise pass/fail per control of a framework (e.g. cis_controls_v8).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "ocsf"]), default="table",
+              help="ocsf: one OCSF 1.5 finding per line (JSON Lines) for a SIEM; docs/ocsf.md.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N rows.")
 @click.pass_obj
 def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, statuses, rule_id, project, new_only,
@@ -97,6 +98,14 @@ def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, st
                         statuses=() if "all" in statuses else statuses, rule=rule_id, project=project,
                         new_only=new_only, limit=limit)
     database = obj.config.database
+    if fmt == "ocsf":
+        if framework or resolved:
+            raise click.BadParameter("ocsf lists findings: not with --framework or --resolved", param_hint="--format")
+        from auditor.report.ocsf import standards, write_filtered
+
+        write_filtered(database, flt, standards(load_rules(obj.config).catalog), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
     if framework:
         columns, rows = framework_summary(database, flt, load_rules(obj.config).catalog, framework)
     elif resolved:
@@ -156,9 +165,11 @@ def changes(obj: Context, from_id, to_id, cloud_name, resource_type, fmt):
 
     con = open_reader(obj.config.database)
     try:
-        compared = list_changes(con, ChangeRequest(from_id, to_id, cloud_name, resource_type))
+        compared, notes = list_changes(con, ChangeRequest(from_id, to_id, cloud_name, resource_type))
     finally:
         con.close()
+    for note in notes:
+        click.echo(f"auditor: {terminal_safe(note)}", err=True)
     if fmt == "json":
         records = [dict(zip(COLUMNS, row[:5], strict=False)) | {"fields": orjson.loads(row[5]) if row[5] else None}
                    for _pair, rows in compared for row in rows]

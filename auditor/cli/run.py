@@ -164,7 +164,7 @@ def _write_reports(config: Config, catalog, snapshot_ids, formats, out_dir) -> i
 @click.pass_obj
 def report_command(obj: Context, snapshot_spec, cloud_name, formats, out_dir):
     """Write the report of a snapshot: <out>/<cloud>/<region>/<snapshot time>/ with report.html, report.pdf,
-    findings.csv, findings.json and inventory.csv, and refresh <out>/index.html."""
+    findings.csv, findings.jsonl, findings.ocsf.jsonl and inventory.csv, and refresh <out>/index.html."""
     from auditor.report.build import snapshots_to_report
 
     config = obj.config

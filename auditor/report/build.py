@@ -1,7 +1,7 @@
 """Writing one snapshot's report folder, and the archive page over every folder.
 
-`<out>/<cloud>/<region>/<snapshot time>/` holds report.html, report.pdf, findings.csv, findings.json,
-inventory.csv and report.json (what the archive page lists). The folder is built under a temporary name
+`<out>/<cloud>/<region>/<snapshot time>/` holds report.html, report.pdf, findings.csv, findings.jsonl,
+findings.ocsf.jsonl, inventory.csv and report.json (what the archive page lists). The folder is built under a temporary name
 and renamed into place, so a crash never leaves a half-written report visible; `<out>/index.html` is
 replaced the same way.
 """
@@ -25,9 +25,11 @@ from auditor.errors import ReportError
 from auditor.report.context import build_context
 from auditor.report.exports import (
     write_findings_csv,
-    write_findings_json,
+    write_findings_jsonl,
+    write_findings_ocsf,
     write_inventory_csv,
 )
+from auditor.report.ocsf import standards
 from auditor.report.render import render_index, render_report
 from auditor.rules.catalog import Catalog
 from auditor.store.database import open_reader
@@ -35,8 +37,8 @@ from auditor.store.database import open_reader
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "pdf", "csv", "json")
-FILES = {"html": "report.html", "pdf": "report.pdf", "findings_csv": "findings.csv", "findings_json": "findings.json",
-         "inventory_csv": "inventory.csv"}
+FILES = {"html": "report.html", "pdf": "report.pdf", "findings_csv": "findings.csv", "findings_json": "findings.jsonl",
+         "findings_ocsf": "findings.ocsf.jsonl", "inventory_csv": "inventory.csv"}
 _UNSAFE_PATH = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -86,7 +88,8 @@ def _write_report(database: Path, snapshot_id: int, catalog: Catalog, settings: 
         if "findings_json" in written:
             con = open_reader(database)
             try:
-                write_findings_json(con, evaluation["id"], snapshot, evaluation, staging / FILES["findings_json"])
+                write_findings_jsonl(con, evaluation["id"], staging / FILES["findings_json"])
+                write_findings_ocsf(con, evaluation["id"], standards(catalog), staging / FILES["findings_ocsf"])
             finally:
                 con.close()
         links = dict(written)
@@ -122,7 +125,7 @@ def _wanted(key: str, formats: tuple[str, ...]) -> bool:
     if key == "findings_csv" and "pdf" in formats:  # the PDF points at it for the rows it leaves out
         return True
     return {"html": "html", "pdf": "pdf", "findings_csv": "csv", "inventory_csv": "csv",
-            "findings_json": "json"}[key] in formats
+            "findings_json": "json", "findings_ocsf": "json"}[key] in formats
 
 
 def _swap_into_place(staging: Path, folder: Path) -> None:

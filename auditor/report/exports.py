@@ -1,34 +1,35 @@
-"""Full exports beside each report: findings.csv, findings.json and inventory.csv (the query of
-`auditor inventory`, auditor/store/inventory.py).
+"""Full exports beside each report: findings.csv, findings.jsonl, findings.ocsf.jsonl (auditor/report/ocsf.py)
+and inventory.csv (the query of `auditor inventory`, auditor/store/inventory.py).
 
 They hold every row (the PDF caps its detail rows; these never do). Spreadsheet programs run a cell that
 starts with `=`, `+`, `-`, `@` (or their fullwidth forms, or any of them after spaces), tab or carriage
 return as a formula, and tenant names can start with anything: such cells get a leading `'` in the CSV
-files (OWASP's advice). findings.json keeps values as
-stored.
+files (OWASP's advice). The JSON Lines files keep values as stored.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-
 from auditor.sqltext import sql_literal
 from auditor.output import FORMULA_RE2
+from auditor.report.ocsf import write_ocsf
 from auditor.rules.catalog import SEVERITY_ORDER_SQL
 from auditor.store.database import open_for_export
 from auditor.store.inventory import COLUMNS as INVENTORY_COLUMNS
 from auditor.store.inventory import export_query
 
-FINDING_COLUMNS = ("severity", "status", "rule_id", "resource_type", "resource_id", "resource_name", "project_id",
-                   "project_name", "reason", "waived", "waiver_id", "first_seen_at", "is_new", "snapshot_id",
-                   "evaluation_id")
+FINDING_COLUMNS = ("cloud", "region", "severity", "status", "rule_id", "rule_title", "resource_type", "resource_id",
+                   "resource_name", "project_id", "project_name", "reason", "remediation", "waived", "waiver_id",
+                   "first_seen_at", "is_new", "snapshot_id", "evaluation_id")
 _FINDINGS_SQL = f"""
-    SELECT f.severity, f.status, f.rule_id, f.resource_type, f.resource_id, f.resource_name, f.project_id,
-           p.name AS project_name, f.reason, f.waived, f.waiver_id, f.first_seen_at, f.is_new, f.snapshot_id,
-           f.evaluation_id
-    FROM findings f LEFT JOIN projects p ON p.snapshot_id = f.snapshot_id AND p.id = f.project_id
+    SELECT e.cloud, e.region, f.severity, f.status, f.rule_id, r.title AS rule_title, f.resource_type,
+           f.resource_id, f.resource_name, f.project_id, p.name AS project_name, f.reason, r.remediation, f.waived,
+           f.waiver_id, f.first_seen_at, f.is_new, f.snapshot_id, f.evaluation_id
+    FROM findings f
+    JOIN evaluations e ON e.id = f.evaluation_id
+    LEFT JOIN evaluation_rules r ON r.evaluation_id = f.evaluation_id AND r.rule_id = f.rule_id
+    LEFT JOIN projects p ON p.snapshot_id = f.snapshot_id AND p.id = f.project_id
     WHERE f.evaluation_id = ?
     ORDER BY {SEVERITY_ORDER_SQL},
              list_position(['fail', 'error', 'skip', 'info', 'pass'], f.status), f.rule_id, project_name,
@@ -64,17 +65,19 @@ def write_inventory_csv(database: Path, snapshot_id: int, target: Path) -> None:
     _write_csv(database, sql, params, INVENTORY_COLUMNS, target)
 
 
-def write_findings_json(con, evaluation_id: int, snapshot: dict, evaluation: dict, target: Path) -> int:
-    """{"snapshot": {...}, "evaluation": {...}, "findings": [{...}, ...]}, written a batch at a time."""
+def write_findings_jsonl(con, evaluation_id: int, target: Path) -> int:
+    """One JSON object per finding and line (FINDING_COLUMNS), each built by DuckDB and written a batch at
+    a time, so memory does not grow with the findings."""
+    fields = ", ".join(f"{sql_literal(c)}: {c}" for c in FINDING_COLUMNS)
+    cursor = con.execute(f"SELECT to_json({{{fields}}}) FROM ({_FINDINGS_SQL}) AS q", [int(evaluation_id)])
     count = 0
     with open(target, "wb") as handle:
-        handle.write(b'{"snapshot": ' + orjson.dumps(snapshot, default=str)
-                     + b', "evaluation": ' + orjson.dumps(evaluation, default=str) + b', "findings": [')
-        cursor = con.execute(_FINDINGS_SQL, [evaluation_id])
         while rows := cursor.fetchmany(_BATCH):
-            for row in rows:
-                handle.write((b",\n" if count else b"\n") + orjson.dumps(dict(zip(FINDING_COLUMNS, row, strict=True)),
-                                                                         default=str))
-                count += 1
-        handle.write(b"\n]}\n")
+            handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
+            count += len(rows)
     return count
+
+
+def write_findings_ocsf(con, evaluation_id: int, frameworks: dict[str, str], target: Path) -> int:
+    with open(target, "wb") as handle:
+        return write_ocsf(con, [int(evaluation_id)], handle, frameworks)

@@ -26,7 +26,22 @@ class FindingFilter:
     limit: int | None = None
 
 
-def _evaluation_ids(con, flt: FindingFilter) -> list[int]:
+# The filter's condition over findings `f` and their projects `p`, with filter_params' bound values.
+FILTER_SQL = """(len($severities) = 0 OR list_contains($severities, f.severity))
+              AND (len($statuses) = 0 OR list_contains($statuses, f.status))
+              AND ($rule IS NULL OR f.rule_id = $rule)
+              AND ($project IS NULL OR f.project_id = $project OR p.name = $project)
+              AND (NOT $new_only OR f.is_new)
+              AND ($include_waived OR NOT f.waived)"""
+
+
+def filter_params(flt: FindingFilter) -> dict:
+    return {"severities": list(flt.severities), "statuses": list(flt.statuses), "rule": flt.rule,
+            "project": flt.project, "new_only": flt.new_only, "include_waived": flt.include_waived,
+            "limit": flt.limit if flt.limit else 2**62}
+
+
+def evaluation_ids(con, flt: FindingFilter) -> list[int]:
     if flt.evaluation is not None:
         rows = con.execute("SELECT id FROM evaluations WHERE id = ?", [flt.evaluation]).fetchall()
         if not rows:
@@ -53,25 +68,16 @@ def _evaluation_ids(con, flt: FindingFilter) -> list[int]:
 def list_findings(database: Path, flt: FindingFilter) -> tuple[list[str], list[tuple]]:
     con = open_reader(database)
     try:
-        ids = _evaluation_ids(con, flt)
+        ids = evaluation_ids(con, flt)
         cursor = con.execute(f"""
             SELECT f.severity, f.status, f.rule_id, f.resource_type, f.resource_name, f.resource_id,
                    coalesce(p.name, f.project_id) AS project, f.reason, f.waived, f.waiver_id,
                    f.first_seen_at, f.is_new, f.snapshot_id
             FROM findings f
             LEFT JOIN projects p ON p.snapshot_id = f.snapshot_id AND p.id = f.project_id
-            WHERE list_contains($ids, f.evaluation_id)
-              AND (len($severities) = 0 OR list_contains($severities, f.severity))
-              AND (len($statuses) = 0 OR list_contains($statuses, f.status))
-              AND ($rule IS NULL OR f.rule_id = $rule)
-              AND ($project IS NULL OR f.project_id = $project OR p.name = $project)
-              AND (NOT $new_only OR f.is_new)
-              AND ($include_waived OR NOT f.waived)
+            WHERE list_contains($ids, f.evaluation_id) AND {FILTER_SQL}
             ORDER BY {SEVERITY_ORDER_SQL}, f.status, f.rule_id, project NULLS FIRST, f.resource_name, f.resource_id
-            LIMIT $limit""", {
-            "ids": ids, "severities": list(flt.severities), "statuses": list(flt.statuses), "rule": flt.rule,
-            "project": flt.project, "new_only": flt.new_only, "include_waived": flt.include_waived, "limit": flt.limit if flt.limit else 2**62,
-        })
+            LIMIT $limit""", {"ids": ids, **filter_params(flt)})
         return [d[0] for d in cursor.description], cursor.fetchall()
     finally:
         con.close()
@@ -80,7 +86,7 @@ def list_findings(database: Path, flt: FindingFilter) -> tuple[list[str], list[t
 def list_resolved(database: Path, flt: FindingFilter) -> tuple[list[str], list[tuple]]:
     con = open_reader(database)
     try:
-        ids = _evaluation_ids(con, flt)
+        ids = evaluation_ids(con, flt)
         cursor = con.execute(f"""
             SELECT f.severity, f.rule_id, f.resource_type, f.resource_name, f.resource_id,
                    coalesce(p.name, f.project_id) AS project, f.resolution, f.first_seen_at,
@@ -113,7 +119,7 @@ def framework_summary(database: Path, flt: FindingFilter, catalog: Catalog, fram
     })
     con = open_reader(database)
     try:
-        ids = _evaluation_ids(con, flt)
+        ids = evaluation_ids(con, flt)
         con.register("framework_controls", controls)
         cursor = con.execute("""
             WITH mapped AS (

@@ -80,6 +80,7 @@ MAX_CONNECTIONS = 32  # connections served at once; the rest are answered 503 an
 _MAX_ERROR_LINE = 500
 # Content types from a private table (Python's built-in one), not from whatever /etc/mime.types says.
 _MIME = mimetypes.MimeTypes()
+_MIME.add_type("application/x-ndjson", ".jsonl", strict=False)  # findings.jsonl, findings.ocsf.jsonl
 
 
 def job_id_of(cloud: str, region: str) -> str:

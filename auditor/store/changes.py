@@ -97,9 +97,10 @@ class ChangeRequest:
     resource_type: str | None = None
 
 
-def _pairs(con, request: ChangeRequest) -> list[tuple[int, int, str, str]]:
+def _pairs(con, request: ChangeRequest) -> tuple[list[tuple[int, int, str, str]], list[str]]:
     """(from, to, cloud, region) to compare: the two given, or for each cloud/region (or the one of --to)
-    its newest complete snapshot (or --to) against the complete one before it."""
+    its newest complete snapshot (or --to) against the complete one before it; and, by default, a note for
+    each cloud/region that has no snapshot before its newest (an error when none has)."""
     def snapshot(snapshot_id: int, option: str) -> tuple:
         rows = con.execute("SELECT id, cloud, region, started_at, status FROM snapshots WHERE id = ?",
                            [snapshot_id]).fetchall()
@@ -109,24 +110,28 @@ def _pairs(con, request: ChangeRequest) -> list[tuple[int, int, str, str]]:
             raise QueryError(f"{option}: snapshot {snapshot_id} failed: it holds nothing to compare")
         return rows[0]
 
-    def before(to: tuple) -> int:
+    def before(to: tuple) -> int | None:
         rows = con.execute("""
             SELECT id FROM snapshots
             WHERE cloud = ? AND region = ? AND status = 'complete' AND (started_at, id) < (?, ?)
             ORDER BY started_at DESC, id DESC LIMIT 1""", [to[1], to[2], to[3], to[0]]).fetchall()
-        if not rows:
-            raise QueryError(f"snapshot {to[0]} ({to[1]}/{to[2]}) has no complete snapshot before it to compare with")
-        return rows[0][0]
+        return rows[0][0] if rows else None
+
+    def first(to: tuple) -> str:
+        return f"snapshot {to[0]} ({to[1]}/{to[2]}) has no complete snapshot before it to compare with"
 
     if request.to_id is not None:
         to = snapshot(request.to_id, "--to")
         if request.from_id is None:
-            return [(before(to), to[0], to[1], to[2])]
+            base = before(to)
+            if base is None:
+                raise QueryError(first(to))
+            return [(base, to[0], to[1], to[2])], []
         old = snapshot(request.from_id, "--from")
         if (old[1], old[2]) != (to[1], to[2]):
             raise QueryError(f"--from {old[0]} is of {old[1]}/{old[2]} and --to {to[0]} of {to[1]}/{to[2]}: "
                              "changes compares two snapshots of the same cloud and region")
-        return [(old[0], to[0], to[1], to[2])]
+        return [(old[0], to[0], to[1], to[2])], []
     if request.from_id is not None:
         raise QueryError("--from needs --to (without both: the newest complete snapshot against the one before)")
     latest = con.execute("SELECT id, cloud, region, started_at, status FROM latest_snapshots "
@@ -134,21 +139,26 @@ def _pairs(con, request: ChangeRequest) -> list[tuple[int, int, str, str]]:
                          {"cloud": request.cloud}).fetchall()
     if not latest:
         raise QueryError("no complete snapshot yet" + (f" of cloud {request.cloud!r}" if request.cloud else ""))
-    return [(before(to), to[0], to[1], to[2]) for to in latest]
+    pairs = [(before(to), to[0], to[1], to[2]) for to in latest]
+    if all(pair[0] is None for pair in pairs):
+        raise QueryError("; ".join(first(to) for to in latest))
+    return [p for p in pairs if p[0] is not None], [first(to) for to, p in zip(latest, pairs) if p[0] is None]
 
 
-def list_changes(con, request: ChangeRequest) -> list[tuple[tuple[int, int, str, str], list[tuple]]]:
+def list_changes(con, request: ChangeRequest) -> tuple[list[tuple[tuple[int, int, str, str], list[tuple]]], list[str]]:
     """For each compared pair (from, to, cloud, region), its changes (COLUMNS), by resource type, change,
-    name and id; `con` reads the catalog (catalog.py imports this module, so it cannot open one itself)."""
+    name and id; and notes on what could not be compared. `con` reads the catalog (catalog.py imports this
+    module, so it cannot open one itself)."""
     if request.resource_type is not None and request.resource_type not in RESOURCE_TABLES:
         raise QueryError(f"--type: unknown resource table {request.resource_type!r} "
                          f"(one of {', '.join(RESOURCE_TABLES)})")
     result = []
-    for pair in _pairs(con, request):
+    pairs, notes = _pairs(con, request)
+    for pair in pairs:
         rows = con.execute("""
             SELECT resource_type, resource_id, resource_name, project_id, change, fields
             FROM changes($from, $to) WHERE $type IS NULL OR resource_type = $type
             ORDER BY resource_type, list_position(['added', 'removed', 'modified'], change), resource_name,
                      resource_id""", {"from": pair[0], "to": pair[1], "type": request.resource_type}).fetchall()
         result.append((pair, rows))
-    return result
+    return result, notes
