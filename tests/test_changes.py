@@ -9,7 +9,7 @@ import io
 import json
 
 import pytest
-from conftest import copy_store, query, rewrite_rows, run_cli, snapshot_of, write_config
+from conftest import copy_store, query, rewrite_rows, run_cli, served_snapshot, snapshot_of, write_config
 
 from auditor.store.changes import COLUMNS
 from auditor.store.tables import RESOURCE_TABLES
@@ -29,6 +29,16 @@ def _changed(fixture: dict) -> tuple[dict, dict]:
     added["id"], added["name"] = "6c1d3b0e-0000-4000-8000-0000000added", "added-01"
     servers.append(added)
     facts["added"] = added["id"]
+    # the same resources listed in another order are not changes
+    quiet = servers[4]
+    quiet["metadata"] = dict(reversed(list((quiet.get("metadata") or {}).items())))
+    quiet["addresses"] = {net: list(reversed(entries)) for net, entries in reversed(list(quiet["addresses"].items()))}
+    for port in later["ports"]:
+        port["security_groups"] = list(reversed(port.get("security_groups") or []))
+        port["fixed_ips"] = list(reversed(port.get("fixed_ips") or []))
+    for server_group in later.get("server_groups", []):
+        server_group["members"] = list(reversed(server_group.get("members") or []))
+    facts["quiet"] = quiet["id"]
     group = later["security_groups"][0]
     group["description"] = "now with a story"
     rule = copy.deepcopy(group["security_group_rules"][0])
@@ -68,7 +78,8 @@ def _json(config, *args) -> list[dict]:
 def test_added_removed_and_modified_resources_with_old_and_new_values(two_snapshots):
     facts = two_snapshots["facts"]
     records = _json(two_snapshots["config"])
-    assert all(tuple(r) == COLUMNS for r in records)
+    assert all(tuple(r)[:6] == COLUMNS for r in records)
+    assert {(r["cloud"], r["region"]) for r in records} == {("demo", "RegionOne")}
     servers = {r["resource_id"]: r for r in records if r["resource_type"] == "servers"}
     assert servers[facts["added"]]["change"] == "added" and servers[facts["added"]]["fields"] is None
     assert servers[facts["deleted"]]["change"] == "removed"
@@ -76,7 +87,8 @@ def test_added_removed_and_modified_resources_with_old_and_new_values(two_snapsh
     assert servers[renamed_id]["fields"] == {"name": [old_name, "renamed-01"]}
     assert servers[renamed_id]["resource_name"] == "renamed-01"
     assert servers[facts["stopped"]]["fields"] == {"status": ["ACTIVE", "SHUTOFF"]}
-    assert len(servers) == 4
+    assert len(servers) == 4 and facts["quiet"] not in servers
+    assert not [r for r in records if r["resource_type"] in ("ports", "server_groups")]
     rules = {r["resource_id"]: r for r in records if r["resource_type"] == "security_group_rules"}
     assert rules[facts["rule"]]["change"] == "added"
     groups = {r["resource_id"]: r for r in records if r["resource_type"] == "security_groups"}
@@ -120,12 +132,13 @@ def test_type_filter_formats_and_bad_options(two_snapshots):
     assert f"snapshot {first} -> {second}" in table and "servers: 1 added, 1 removed, 2 modified" in table
     assert "status: ACTIVE -> SHUTOFF" in table
     rows = list(csv.DictReader(io.StringIO(run_cli("--config", str(config), "changes", "--format", "csv").stdout)))
-    assert tuple(rows[0]) == COLUMNS and len(rows) == len(_json(config))
+    assert tuple(rows[0])[:6] == COLUMNS and len(rows) == len(_json(config))
+    assert {(r["from_snapshot_id"], r["to_snapshot_id"]) for r in rows} == {(str(first), str(second))}
     for args, expected in [
         (["--type", "serverz"], "--type: unknown resource table 'serverz'"),
         (["--to", "99"], "--to: no snapshot with id 99"),
         (["--from", str(first)], "--from needs --to"),
-        (["--to", str(first)], f"snapshot {first} (demo/RegionOne) has no complete snapshot before it"),
+        (["--to", str(first)], f"snapshot {first} (demo/RegionOne) has no complete cloud-scope snapshot before it"),
     ]:
         done = run_cli("--config", str(config), "changes", *args)
         assert done.returncode != 0 and expected in done.stderr, (args, done.stderr)
@@ -141,8 +154,25 @@ def test_snapshots_of_different_clouds_are_not_compared(two_snapshots, tmp_path)
     assert done.returncode != 0 and "same cloud and region" in done.stderr
     # by default each cloud/region is compared with its own past; neither has one here
     done = run_cli("--config", str(config), "changes")
-    assert done.returncode != 0 and f"snapshot {first} (demo/RegionOne) has no complete snapshot" in done.stderr
-    assert f"snapshot {second} (other/RegionOne) has no complete snapshot" in done.stderr
+    assert done.returncode != 0 and f"snapshot {first} (demo/RegionOne) has no complete cloud-scope snapshot" in done.stderr
+    assert f"snapshot {second} (other/RegionOne) has no complete cloud-scope snapshot" in done.stderr
+
+
+def test_a_listing_missing_from_either_snapshot_is_not_compared(demo_fixture, tmp_path, monkeypatch):
+    database, first = snapshot_of(demo_fixture, tmp_path, monkeypatch)
+    later = copy.deepcopy(demo_fixture)
+    later["servers"][0]["name"] = "renamed-01"
+    database, second, listed, _ = served_snapshot(later, tmp_path, monkeypatch, asked="/image/",
+                                                  faults=[{"path": r"^/image/v2/images", "status": 500}])
+    assert listed["images"].startswith("failed") and second.status == "partial"
+    config = write_config(tmp_path / "auditor.toml")
+    done = run_cli("--config", str(config), "changes", "--to", str(second.snapshot_id), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert {r["resource_type"] for r in records} == {"servers"}  # not every image "removed"
+    assert f"images not compared: the images listing of snapshot {second.snapshot_id} is failed" in done.stderr
+    assert query(database, "SELECT count(*) FROM changes(?, ?) WHERE resource_type LIKE 'image%'",
+                 [first.snapshot_id, second.snapshot_id]) == [(0,)]
 
 
 def test_tenant_text_cannot_repaint_the_terminal(demo_fixture, tmp_path, monkeypatch):

@@ -58,3 +58,15 @@ def test_every_config_key_is_in_the_configuration_docs():
             if f"`{prefix}{key}`" not in text:
                 missing.append(f"{prefix}{key}")
     assert not missing, f"undocumented in docs/configuration.md: {sorted(missing)}"
+
+
+def test_the_rules_giving_evidence_are_the_ones_documented():
+    from auditor.rules.catalog import load_catalog
+
+    text = (DOCS / "rules.md").read_text(encoding="utf-8")
+    table = text.split("## Evidence", 1)[1].split("## ", 1)[0]
+    documented = {m.group(1): set(re.findall(r"`(\w+)`:", m.group(2)))
+                  for m in re.finditer(r"^\| `(\w+)` \| (.*) \|$", table, re.M)}
+    catalog = load_catalog([DOCS.parent / "rules"])
+    giving = {rule.id: set(rule.evidence) for rule in catalog.rules.values() if rule.evidence}
+    assert giving and documented == giving

@@ -7,7 +7,7 @@ import csv
 import json
 
 import pytest
-from conftest import REPO, query, run_cli, write_clouds_yaml, write_config
+from conftest import REPO, query, run_cli, served_snapshot, write_clouds_yaml, write_config
 from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from py_ocsf_models.objects.cloud import Cloud
@@ -85,7 +85,7 @@ def test_every_finding_is_a_valid_ocsf_event_carrying_its_rule_resource_and_cont
         assert event["cloud"]["provider"] == "OpenStack" and event["cloud"]["region"] == "RegionOne"
         assert event["resources"][0]["data"]["cloud"] == "demo"
         if frameworks[rule]:
-            assert event["class_uid"] == 2003 and event["type_uid"] == 200301
+            assert event["class_uid"] == 2003 and event["type_uid"] == 200300 + event["activity_id"]
             controls = sorted(c for ids in frameworks[rule].values() for c in ids)
             assert sorted(r.rsplit(" ", 1)[1] for r in event["compliance"]["requirements"]) == controls
         else:
@@ -95,6 +95,14 @@ def test_every_finding_is_a_valid_ocsf_event_carrying_its_rule_resource_and_cont
     assert critical and all(e["severity_id"] == 5 for e in critical)
     waived = [e for e in events if e["unmapped"]["waived"]]
     assert waived and all((e["status_id"], e["status"]) == (3, "Suppressed") for e in waived)
+    # a failure is an open finding (New until a SIEM triages it); a pass is none
+    for event in events:
+        if event["status_code"] == "FAIL" and not event["unmapped"]["waived"]:
+            assert (event["status_id"], event["status"]) == (1, "New")
+        elif event["status_code"] == "PASS":
+            assert (event["status_id"], event["status"]) == (99, "Passed")
+            assert event.get("compliance") is None or event["compliance"]["status_id"] == 1
+    assert len({e["finding_info"]["uid"] for e in events}) == len(events)
     assert {e["unmapped"]["waiver_id"] for e in waived} <= {"storefront-bastion-ssh", "labs-scratch-servers"}
 
 
@@ -105,6 +113,11 @@ def test_a_finding_keeps_its_uid_across_runs_and_says_when_it_was_first_seen(two
     uids = [{key(e): e["finding_info"]["uid"] for e in events} for events in (first, second)]
     assert uids[0] == uids[1] and len(set(uids[0].values())) == len(uids[0])
     assert not {e["metadata"]["uid"] for e in first} & {e["metadata"]["uid"] for e in second}
+    # the second run creates what is new and updates what it saw before
+    for event in second:
+        recurring = event["status_code"] == "FAIL" and not event["unmapped"]["is_new"]
+        assert (event["activity_id"], event["activity_name"]) == ((2, "Update") if recurring else (1, "Create"))
+    assert any(e["activity_id"] == 2 for e in second)
     started = {i: round(t.timestamp() * 1000) for i, t in query(
         database, "SELECT id, started_at::TIMESTAMPTZ FROM snapshots")}
     failing = [e for e in second if e["status_code"] == "FAIL"]
@@ -141,3 +154,31 @@ def test_findings_jsonl_and_csv_carry_cloud_region_rule_and_remediation(two_runs
     assert tuple(rows[0]) == FINDING_COLUMNS and len(rows) == len(lines)
     assert {(r["rule_id"], r["resource_id"], r["status"]) for r in rows} == {
         (line["rule_id"], line["resource_id"], line["status"]) for line in lines}
+
+
+def test_rule_level_rows_name_no_resource_and_keep_a_uid_each(demo_fixture, tmp_path, monkeypatch):
+    """alice's two projects, each with its security-group listing refused: each rule on security groups
+    says per project that it could not judge it, in rows without a resource."""
+    projects = sorted(next(u for u in demo_fixture["cloud"]["users"] if u["name"] == "alice")["roles"])
+    database, result, _, _ = served_snapshot(
+        demo_fixture, tmp_path, monkeypatch, asked="/security-groups", user="alice",
+        faults=[{"path": r"^/network/v2.0/security-groups", "status": 500, "project": p}
+                for p in projects])
+    assert result.status == "partial"
+    config = write_config(tmp_path / "auditor.toml")
+    assert run_cli("--config", str(config), "evaluate").returncode == 0
+    done = run_cli("--config", str(config), "findings", "--format", "ocsf", "--status", "skip")
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    rule_level = [e for e in events if e["unmapped"]["cloud"] and "resources" not in _without_none(e)]
+    assert rule_level, done.stderr
+    for event in rule_level:
+        validate(event)
+    assert len({e["finding_info"]["uid"] for e in rule_level}) == len(rule_level)
+    per_rule: dict[str, set] = {}
+    for event in (e for e in rule_level if e["cloud"].get("account")):
+        per_rule.setdefault(event["metadata"]["event_code"], set()).add(
+            (event["cloud"]["account"]["uid"], event["finding_info"]["uid"]))
+    assert per_rule
+    for rule, seen in per_rule.items():
+        assert {project for project, _ in seen} == set(projects), rule
+        assert len({uid for _, uid in seen}) == len(projects), rule

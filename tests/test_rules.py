@@ -146,8 +146,14 @@ def _write_rule(path: Path, text: str) -> Path:
     (_GOOD.replace("remediation: m", "remediation: m\nparams: {limit: 3}"), 1,
      "parameter 'limit' is declared but not used"),
     (_GOOD.replace("from servers", "from servers; delete from servers"), 1, "exactly one SELECT"),
+    (_GOOD.replace("'ok' as reason", "'ok' as reason, {'a': 1} as evidence"), 1,
+     "an evidence column needs an 'evidence' key in the metadata"),
+    (_GOOD.replace("remediation: m", "remediation: m\nevidence: {a: the a}"), 1,
+     "must return exactly the columns resource_id, resource_name, project_id, status, reason, evidence"),
+    (_GOOD.replace("remediation: m", "remediation: m\nevidence: [a]"), 8, "'evidence' must map each"),
 ], ids=["yaml", "unknown-key", "missing-key", "severity", "resource-type", "column", "table", "syntax",
-        "output-columns", "unused-param", "two-statements"])
+        "output-columns", "unused-param", "two-statements", "evidence-undeclared", "evidence-missing",
+        "evidence-not-mapping"])
 def test_rules_validate_names_file_and_line(tmp_path, text, line, message):
     rule = _write_rule(tmp_path / "mine" / "compute" / "my_rule.sql", text)
     result = run_cli("rules", "validate", str(tmp_path / "mine"), env={"AUDITOR_CONFIG": ""}, cwd=tmp_path)
@@ -167,6 +173,21 @@ def test_rules_validate_and_test_accept_a_good_custom_folder(tmp_path):
     result = run_cli("rules", "test", str(tmp_path / "mine"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS always_passes: one server" in result.stdout
+
+
+def test_evidence_is_an_object_of_the_declared_keys_or_the_rule_errors(tmp_path):
+    rule = _GOOD.replace("remediation: m", "remediation: m\nevidence: {port: the port}").replace(
+        "'ok' as reason", "'ok' as reason, CASE WHEN name = 'a' THEN {'port': 22} ELSE {'other': 1} END as evidence")
+    _write_rule(tmp_path / "mine" / "compute" / "always_passes.sql", rule)
+    (tmp_path / "mine" / "compute" / "always_passes.test.yaml").write_text(
+        "cases:\n  - name: declared\n    inventory:\n      servers: [{id: s1, name: a}]\n"
+        "    expect: {s1: {status: pass, evidence: {port: 22}}}\n"
+        "  - name: undeclared\n    inventory:\n      servers: [{id: s2, name: b}]\n"
+        "    expect: {s2: pass}\n", encoding="utf-8")
+    result = run_cli("rules", "test", str(tmp_path / "mine"), cwd=tmp_path)
+    assert "PASS always_passes: declared" in result.stdout
+    assert result.returncode != 0 and "1 rows whose evidence is not an object of the keys the rule declares (port)" \
+        in result.stdout + result.stderr
 
 
 def test_rules_test_reports_a_failing_case(tmp_path):

@@ -170,12 +170,15 @@ def changes(obj: Context, from_id, to_id, cloud_name, resource_type, fmt):
         con.close()
     for note in notes:
         click.echo(f"auditor: {terminal_safe(note)}", err=True)
+    where = ("cloud", "region", "from_snapshot_id", "to_snapshot_id")
     if fmt == "json":
         records = [dict(zip(COLUMNS, row[:5], strict=False)) | {"fields": orjson.loads(row[5]) if row[5] else None}
-                   for _pair, rows in compared for row in rows]
+                   | dict(zip(where, (cloud, region, old, new), strict=True))
+                   for (old, new, cloud, region), rows in compared for row in rows]
         click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
     elif fmt == "csv":
-        click.echo(render(list(COLUMNS), [row for _pair, rows in compared for row in rows], "csv"), nl=False)
+        click.echo(render(list(COLUMNS) + list(where), [row + (cloud, region, old, new) for (old, new, cloud, region),
+                                                         rows in compared for row in rows], "csv"), nl=False)
     else:
         click.echo(_changes_table(compared), nl=False)
 

@@ -21,11 +21,11 @@ from auditor.store.inventory import export_query
 
 FINDING_COLUMNS = ("cloud", "region", "severity", "status", "rule_id", "rule_title", "resource_type", "resource_id",
                    "resource_name", "project_id", "project_name", "reason", "remediation", "waived", "waiver_id",
-                   "first_seen_at", "is_new", "snapshot_id", "evaluation_id")
+                   "first_seen_at", "is_new", "snapshot_id", "evaluation_id", "evidence")
 _FINDINGS_SQL = f"""
     SELECT e.cloud, e.region, f.severity, f.status, f.rule_id, r.title AS rule_title, f.resource_type,
            f.resource_id, f.resource_name, f.project_id, p.name AS project_name, f.reason, r.remediation, f.waived,
-           f.waiver_id, f.first_seen_at, f.is_new, f.snapshot_id, f.evaluation_id
+           f.waiver_id, f.first_seen_at, f.is_new, f.snapshot_id, f.evaluation_id, f.evidence
     FROM findings f
     JOIN evaluations e ON e.id = f.evaluation_id
     LEFT JOIN evaluation_rules r ON r.evaluation_id = f.evaluation_id AND r.rule_id = f.rule_id

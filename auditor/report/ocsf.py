@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from auditor import __version__
-from auditor.rules.catalog import Catalog
+from auditor.rules.catalog import SEVERITY_ORDER_SQL, Catalog
 from auditor.rules.findings import FILTER_SQL, FindingFilter, evaluation_ids, filter_params
 from auditor.store.database import open_reader
 
@@ -27,8 +27,9 @@ WITH rows AS (
     SELECT f.*, e.cloud, e.region, e.finished_at, s.started_at AS seen_at, r.title, r.description, r.remediation,
            r.pack, p.name AS project_name,
            CAST(r.frameworks AS MAP(VARCHAR, VARCHAR[])) AS controls,
-           'auditor-' || md5(concat_ws(chr(31), e.cloud, e.region, f.rule_id, f.resource_type, f.resource_id))
-               AS finding_uid
+           -- a rule-level row (no resource) is one per project, or one for the whole rule
+           'auditor-' || md5(concat_ws(chr(31), e.cloud, e.region, f.rule_id, f.resource_type,
+                                       coalesce(f.resource_id, 'project:' || f.project_id, 'rule'))) AS finding_uid
     FROM findings f
     JOIN evaluations e ON e.id = f.evaluation_id
     JOIN snapshots s ON s.id = f.snapshot_id
@@ -37,7 +38,8 @@ WITH rows AS (
     WHERE list_contains($ids, f.evaluation_id) {where}
 ),
 classed AS (
-    SELECT *, CASE WHEN cardinality(coalesce(controls, MAP {{}})) > 0 THEN 2003 ELSE 2004 END AS class_uid
+    SELECT *, CASE WHEN cardinality(coalesce(controls, MAP {{}})) > 0 THEN 2003 ELSE 2004 END AS class_uid,
+           CASE WHEN status = 'fail' AND NOT is_new THEN 2 ELSE 1 END AS activity_id  -- 2: seen before
     FROM rows
 )
 SELECT to_json({{
@@ -53,16 +55,20 @@ SELECT to_json({{
     'category_name': 'Findings',
     'class_uid': class_uid,
     'class_name': CASE class_uid WHEN 2003 THEN 'Compliance Finding' ELSE 'Detection Finding' END,
-    'activity_id': 1,
-    'activity_name': 'Create',
-    'type_uid': class_uid * 100 + 1,
-    'type_name': CASE class_uid WHEN 2003 THEN 'Compliance Finding: Create' ELSE 'Detection Finding: Create' END,
+    'activity_id': activity_id,
+    'activity_name': CASE activity_id WHEN 1 THEN 'Create' ELSE 'Update' END,
+    'type_uid': class_uid * 100 + activity_id,
+    'type_name': CASE class_uid WHEN 2003 THEN 'Compliance Finding: ' ELSE 'Detection Finding: ' END
+                 || CASE activity_id WHEN 1 THEN 'Create' ELSE 'Update' END,
     'time': epoch_ms(finished_at),
     'severity_id': CASE severity WHEN 'critical' THEN 5 WHEN 'high' THEN 4 WHEN 'medium' THEN 3 WHEN 'low' THEN 2
                                  WHEN 'info' THEN 1 ELSE 0 END,
     'severity': CASE severity WHEN 'info' THEN 'Informational' ELSE upper(severity[1]) || severity[2:] END,
-    'status_id': CASE WHEN waived THEN 3 ELSE 1 END,
-    'status': CASE WHEN waived THEN 'Suppressed' ELSE 'New' END,
+    -- OCSF's status is the finding's triage state: a failure is New until a SIEM says otherwise, a waived one
+    -- was accepted here (Suppressed); a pass, skip, info or error is no open finding (Other, and what it is)
+    'status_id': CASE WHEN waived THEN 3 WHEN status = 'fail' THEN 1 ELSE 99 END,
+    'status': CASE WHEN waived THEN 'Suppressed' WHEN status = 'fail' THEN 'New'
+                   ELSE MAP {{'pass': 'Passed', 'skip': 'Skipped', 'info': 'Info', 'error': 'Error'}}[status] END,
     'status_code': upper(status),
     'status_detail': reason,
     'message': reason,
@@ -81,21 +87,22 @@ SELECT to_json({{
             'uid': project_id, 'name': coalesce(project_name, project_id), 'type': 'OpenStack project',
             'type_id': 99}} END
     }},
-    'resources': [{{
+    'resources': CASE WHEN resource_id IS NOT NULL THEN [{{
         'uid': resource_id,
         'name': resource_name,
         'type': resource_type,
         'region': region,
         'group': CASE WHEN project_id IS NOT NULL THEN {{'uid': project_id, 'name': project_name}} END,
         'data': {{'cloud': cloud, 'project_id': project_id, 'project_name': project_name}}
-    }}],
+    }}] END,
     'remediation': CASE WHEN remediation IS NOT NULL THEN {{'desc': remediation}} END,
+    'evidences': CASE WHEN evidence IS NOT NULL THEN [{{'name': rule_id, 'data': evidence, 'verdict_id': 0}}] END,
     'compliance': CASE WHEN class_uid = 2003 THEN {{
         'control': rule_id,
         'standards': list_sort(list_transform(map_keys(controls), lambda k: coalesce(MAP($framework_ids, $framework_titles)[k], k))),
         'requirements': list_sort(flatten(list_transform(map_entries(controls),
             lambda e: list_transform(e.value, lambda c: coalesce(MAP($framework_ids, $framework_titles)[e.key], e.key) || ' ' || c)))),
-        'status_id': CASE status WHEN 'pass' THEN 1 WHEN 'fail' THEN 3 ELSE 99 END
+        'status_id': CASE status WHEN 'pass' THEN 1 WHEN 'skip' THEN 2 WHEN 'fail' THEN 3 ELSE 99 END
     }} END,
     'unmapped': {{
         'auditor_status': status, 'waived': waived, 'waiver_id': waiver_id, 'is_new': is_new,
@@ -103,7 +110,8 @@ SELECT to_json({{
     }}
 }}) AS event
 FROM classed
-ORDER BY evaluation_id, rule_id, resource_type, resource_id
+ORDER BY evaluation_id, {severity_order}, list_position(['fail', 'error', 'skip', 'info', 'pass'], status),
+         rule_id, resource_type, resource_id
 LIMIT $limit
 """
 
@@ -118,7 +126,7 @@ def write_ocsf(con, evaluation_ids: list[int], handle: IO[bytes], frameworks: di
     """Write the findings of `evaluation_ids` (narrowed by `where`, a condition over findings `f` and
     projects `p` with its own bound `params`, which may set `limit`) to `handle` as OCSF JSON Lines;
     return how many."""
-    sql = _SELECT.format(where=f"AND ({where})" if where else "")
+    sql = _SELECT.format(where=f"AND ({where})" if where else "", severity_order=SEVERITY_ORDER_SQL.replace("f.", ""))
     bound = {"ids": list(evaluation_ids), "ocsf_version": OCSF_VERSION, "version": __version__,
              "framework_ids": list(frameworks), "framework_titles": list(frameworks.values()), "limit": 2**62,
              **(params or {})}

@@ -132,13 +132,14 @@ def run_case(rule: Rule, case: dict) -> CaseResult:
         prepare(con, SNAPSHOT_ID, types)
         run = RuleRun(rule, {**rule.params, **(case.get("params") or {})})
         run_rules(con, [run], InputState.read(con), timeout=60)
-        rows = con.execute("SELECT resource_id, status, reason FROM rule_results").fetchall()
+        rows = con.execute("SELECT resource_id, status, reason, evidence FROM rule_results").fetchall()
     finally:  # what prepare() made: the next case starts from the plain schema again
         for kind, name in con.execute(
                 "SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary UNION ALL "
                 "SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary").fetchall():
             con.execute(f'DROP {kind} IF EXISTS temp."{name}"')
-    got = {(rid if rid is not None else RULE_LEVEL): (status, reason) for rid, status, reason in rows}
+    got = {(rid if rid is not None else RULE_LEVEL): (status, reason) for rid, status, reason, _ in rows}
+    evidence = {rid: json.loads(found) if found is not None else None for rid, _, _, found in rows}
     problems = []
     if run.outcome == "error":
         problems.append(f"the rule errored: {run.message}")
@@ -153,6 +154,8 @@ def run_case(rule: Rule, case: dict) -> CaseResult:
             problems.append(f"{resource_id}: expected {want}, got {status} ({reason})")
         elif want_reason and want_reason not in (reason or ""):
             problems.append(f"{resource_id}: reason {reason!r} does not contain {want_reason!r}")
+        elif isinstance(expected, dict) and "evidence" in expected and evidence[str(resource_id)] != expected["evidence"]:
+            problems.append(f"{resource_id}: evidence {evidence[str(resource_id)]!r}, expected {expected['evidence']!r}")
     for resource_id, (status, reason) in got.items():
         if resource_id not in {str(k) for k in case["expect"]}:
             problems.append(f"{resource_id}: not expected, but the rule returned {status} ({reason})")

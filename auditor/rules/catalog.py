@@ -29,7 +29,7 @@ RESOURCE_TYPES = ("server", "flavor", "image", "availability_zone", "server_grou
                   "user", "application_credential", "volume", "volume_snapshot", "container")
 
 REQUIRED_KEYS = ("title", "severity", "resource_type", "description", "rationale", "remediation")
-OPTIONAL_KEYS = ("params", "frameworks", "references")
+OPTIONAL_KEYS = ("params", "frameworks", "references", "evidence")
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]{2,99}$")
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _OPEN, _CLOSE = "/*---", "---*/"
@@ -50,6 +50,11 @@ class Rule:
     params: dict[str, Any] = field(default_factory=dict)  # defaults from the file
     frameworks: dict[str, list[str]] = field(default_factory=dict)  # as written in the file
     references: tuple[str, ...] = ()
+    evidence: dict[str, str] = field(default_factory=dict)  # each key of the `evidence` column: what it holds
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        return OUTPUT_COLUMNS + (("evidence",) if self.evidence else ())
 
     @property
     def cases_path(self) -> Path:
@@ -244,6 +249,13 @@ def parse_rule_file(path: Path, root: Path | None = None) -> Rule:
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         problems.append(f"{path}:{key_lines.get('references', 2)}: 'references' must be a list of URLs")
         references = []
+    evidence = meta.get("evidence", {}) or {}
+    if not isinstance(evidence, dict) or not all(
+            isinstance(k, str) and PARAM_NAME.match(k) and isinstance(v, str) and v.strip()
+            for k, v in evidence.items()):
+        problems.append(f"{path}:{key_lines.get('evidence', 2)}: 'evidence' must map each lower_snake_case key of "
+                        "the evidence column to what it holds")
+        evidence = {}
     if problems:
         raise RuleError(problems)
     pack = _pack(path, root)
@@ -252,6 +264,7 @@ def parse_rule_file(path: Path, root: Path | None = None) -> Rule:
         resource_type=resource_type, description=meta["description"].strip(), rationale=meta["rationale"].strip(),
         remediation=meta["remediation"].strip(), sql=text, params=dict(params),
         frameworks={k: [str(c) for c in v] for k, v in frameworks.items()}, references=tuple(references),
+        evidence={k: " ".join(v.split()) for k, v in evidence.items()},
     )
 
 

@@ -20,11 +20,14 @@ from typing import Any
 import duckdb
 
 from auditor.errors import EvaluationCancelled
-from auditor.rules.catalog import OUTPUT_COLUMNS, STATUSES, Rule
+from auditor.rules.catalog import STATUSES, Rule
 from auditor.rules.environment import REMOTE_ADDRESS_GROUPS, inputs_of
 
 RESULT_COLUMNS = "rule_id VARCHAR, resource_id VARCHAR, resource_name VARCHAR, project_id VARCHAR, " \
-                 "status VARCHAR, reason VARCHAR"
+                 "status VARCHAR, reason VARCHAR, evidence JSON"
+# A struct built in several CASE branches carries every branch's keys, NULL in the others: merged into {} as a
+# JSON merge patch (RFC 7386), keys whose value is null are dropped, in nested objects too (not inside lists).
+_EVIDENCE = "json_merge_patch('{}', to_json(evidence))"
 _LINE = re.compile(r"LINE (\d+):")
 _PARAM = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 _INPUTS: dict[str, frozenset[str]] = {}
@@ -158,9 +161,11 @@ def check_rule_sql(con, rule: Rule, params: dict[str, Any]) -> list[str]:
     except duckdb.Error as exc:
         return [sql_error_text(exc, rule)]
     columns = [d[0] for d in cursor.description]
-    if sorted(columns) != sorted(OUTPUT_COLUMNS):
-        problems.append(f"{rule.path}:1: the query must return exactly the columns {', '.join(OUTPUT_COLUMNS)}; "
-                        f"it returns {', '.join(columns)}")
+    if sorted(columns) != sorted(rule.output_columns):
+        hint = "" if rule.evidence or "evidence" not in columns else " (an evidence column needs an 'evidence' key " \
+            "in the metadata saying what each of its keys holds)"
+        problems.append(f"{rule.path}:1: the query must return exactly the columns {', '.join(rule.output_columns)}; "
+                        f"it returns {', '.join(columns)}{hint}")
     return problems
 
 
@@ -192,7 +197,7 @@ def run_rules(con, runs: list[RuleRun], inputs: InputState, timeout: float = 300
                 watchdog.deadline = None
             if run.outcome == "error":  # none of its rows, if it made any, is kept
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({RESULT_COLUMNS})")
-                con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, NULL, 'error', ?)",
+                con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, NULL, 'error', ?, NULL)",
                             [run.rule.id, f"Rule {run.rule.id} could not run: {run.message}"])
             if run.outcome != "ran":  # rows were changed or added after the checks counted them
                 run.counts = dict(con.execute(f"SELECT status, count(*) FROM {table} GROUP BY ALL").fetchall())
@@ -242,22 +247,29 @@ def _run_one(con, run: RuleRun, inputs: InputState, table: str) -> None:
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT '{rule.id}' AS rule_id, "  # ids: lower_snake_case
         "CAST(resource_id AS VARCHAR) AS resource_id, CAST(resource_name AS VARCHAR) AS resource_name, "
         "CAST(project_id AS VARCHAR) AS project_id, CAST(status AS VARCHAR) AS status, "
-        f"CAST(reason AS VARCHAR) AS reason FROM ({_body(rule)}\n) AS rule_output",
+        f"CAST(reason AS VARCHAR) AS reason, {_EVIDENCE if rule.evidence else 'CAST(NULL AS JSON)'} "
+        f"AS evidence FROM ({_body(rule)}\n) AS rule_output",
         run.params,
     )
+    # evidence: an object whose keys the rule's metadata declares (or NULL)
+    declared = "[" + ", ".join(f"'{key}'" for key in rule.evidence) + "]::VARCHAR[]"  # keys: lower_snake_case
     found = con.execute(
         f"SELECT count(*) FILTER (WHERE status IS NULL OR status NOT IN {STATUSES}), "
         "count(*) FILTER (WHERE resource_id IS NULL), count(resource_id) - count(DISTINCT resource_id), "
+        "count(*) FILTER (WHERE evidence IS NOT NULL AND (json_type(evidence) <> 'OBJECT' "
+        f"OR NOT list_has_all({declared}, json_keys(evidence)))), "
         + ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES)
         + f" FROM {table}").fetchall()[0]
-    bad_status, no_id, duplicates = found[:3]
-    run.counts = {status: n for status, n in zip(STATUSES, found[3:], strict=True) if n}
-    if bad_status or no_id or duplicates:
+    bad_status, no_id, duplicates, bad_evidence = found[:4]
+    run.counts = {status: n for status, n in zip(STATUSES, found[4:], strict=True) if n}
+    if bad_status or no_id or duplicates or bad_evidence:
         run.outcome = "error"
         run.message = "; ".join(m for m in (
             f"{bad_status} rows with a status other than {', '.join(STATUSES)}" if bad_status else "",
             f"{no_id} rows without a resource_id" if no_id else "",
             f"{duplicates} resources judged more than once" if duplicates else "",
+            f"{bad_evidence} rows whose evidence is not an object of the keys the rule declares "
+            f"({', '.join(rule.evidence) or 'none'})" if bad_evidence else "",
         ) if m)
         return
     _mark_incomplete(con, run, inputs, table)
@@ -279,13 +291,13 @@ def _mark_incomplete(con, run: RuleRun, inputs: InputState, table: str) -> None:
     affected = [inputs.error_projects.get(t) for t in missing]
     if any(p is None for p in affected):  # a cloud-wide failure: nothing this rule says can be trusted
         con.execute(f"UPDATE {table} SET status = 'skip', reason = ? || reason", [prefix])
-        con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, NULL, 'skip', ?)",
+        con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, NULL, 'skip', ?, NULL)",
                     [run.rule.id, f"Rule {run.rule.id} could not judge every resource: {run.message}."])
         return
     projects = sorted(set().union(*affected))
     con.execute(f"UPDATE {table} SET status = 'skip', reason = ? || reason WHERE list_contains(?, project_id)",
                 [prefix, projects])
     for project_id in projects:
-        con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, ?, 'skip', ?)",
+        con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, ?, 'skip', ?, NULL)",
                     [run.rule.id, project_id,
                      f"Rule {run.rule.id} could not judge the resources of project {project_id}: {run.message}."])

@@ -295,7 +295,7 @@ def _finalize(con, runs: list[RuleRun], waivers: list[Waiver], today: date, prev
                r.reason, h.waiver_id IS NOT NULL AS waived, h.waiver_id,
                CASE WHEN r.status = 'fail' THEN coalesce(p.first_seen_at, CAST(? AS TIMESTAMP))
                     WHEN r.status = 'skip' THEN p.first_seen_at END AS first_seen_at,
-               r.status = 'fail' AND p.first_seen_at IS NULL AS is_new
+               r.status = 'fail' AND p.first_seen_at IS NULL AS is_new, r.evidence
         FROM results r JOIN rule_meta m USING (rule_id)
         LEFT JOIN waiver_hits h USING (n)
         LEFT JOIN previous_findings p

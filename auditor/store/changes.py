@@ -44,14 +44,44 @@ def _identity(table: str) -> tuple[str, str, str]:
             "r.project_id" if "project_id" in names else "NULL")
 
 
+# Lists and JSON values are compared regardless of the order the API listed their items or keys in (the
+# same cloud lists a server's addresses or a port's groups in any order); a DNS server list is ordered.
+_ORDERED = frozenset({("subnets", "dns_nameservers")})
+_CANONICAL_JSON = (
+    "CASE json_type({c}) "
+    "WHEN 'OBJECT' THEN list_sort(list_transform(json_keys({c}), lambda k: k || '=' || "
+    "CASE json_type({c} -> k) WHEN 'ARRAY' THEN array_to_string(list_sort(CAST({c} -> k AS JSON[])::VARCHAR[]), ',') "
+    "ELSE CAST({c} -> k AS VARCHAR) END)) "
+    "WHEN 'ARRAY' THEN list_sort(CAST({c} AS JSON[])::VARCHAR[]) "
+    "ELSE [CAST({c} AS VARCHAR)] END")
+# The listings a table's rows come from: a table is compared only when they are complete in both snapshots.
+_LISTINGS = {"server_security_groups": ("ports", "servers")}
+
+
+def _changed(table: str, column: str, kind: str) -> str:
+    old, new = f"o.{sql_ident(column)}", f"n.{sql_ident(column)}"
+    differs = f"{old} IS DISTINCT FROM {new}"
+    if (table, column) in _ORDERED:
+        return differs
+    if kind.endswith("[]"):
+        return f"({differs} AND list_sort({old}) IS DISTINCT FROM list_sort({new}))"
+    if kind == "JSON":
+        return (f"({differs} AND {_CANONICAL_JSON.format(c=old)} IS DISTINCT FROM "
+                f"{_CANONICAL_JSON.format(c=new)})")
+    return differs
+
+
 def _table_sql(table: str) -> str:
     """One table's added, removed and modified rows between the snapshots `from_id` and `to_id`."""
     key, name, project = _identity(table)
     skipped = IGNORED | VOLATILE.get(table, frozenset())
-    compared = [column for column, _kind in table_columns()[table] if column not in skipped]
-    entries = ", ".join(f"{{'k': {sql_literal(c)}, 'v': [to_json(o.{sql_ident(c)}), to_json(n.{sql_ident(c)})]}}"
-                        for c in compared)
-    differs = " OR ".join(f"o.{sql_ident(c)} IS DISTINCT FROM n.{sql_ident(c)}" for c in compared)
+    compared = [(column, kind) for column, kind in table_columns()[table] if column not in skipped]
+    entries = ", ".join(f"{{'k': {sql_literal(c)}, 'v': [to_json(o.{sql_ident(c)}), to_json(n.{sql_ident(c)})], "
+                        f"'changed': {_changed(table, c, kind)}}}" for c, kind in compared)
+    differs = " OR ".join(_changed(table, c, kind) for c, kind in compared)
+    listings = _LISTINGS.get(table, (table,))
+    complete = (f"(SELECT count(*) FROM snapshot_resources WHERE snapshot_id IN (from_id, to_id) AND status = 'complete' "
+                f"AND resource_type IN ({', '.join(sql_literal(x) for x in listings)})) = {2 * len(listings)}")
     side = "SELECT {key} AS _key, {name} AS _name, {project} AS _project, r.* FROM {table} r WHERE r.snapshot_id = {id}"
     old = side.format(key=key, name=name, project=project, table=sql_ident(table), id="from_id")
     new = side.format(key=key, name=name, project=project, table=sql_ident(table), id="to_id")
@@ -60,10 +90,26 @@ def _table_sql(table: str) -> str:
            coalesce(n._name, o._name) AS resource_name, coalesce(n._project, o._project) AS project_id,
            CASE WHEN o._key IS NULL THEN 'added' WHEN n._key IS NULL THEN 'removed' ELSE 'modified' END AS change,
            CASE WHEN o._key IS NOT NULL AND n._key IS NOT NULL
-                THEN to_json(map_from_entries(list_filter([{entries}], lambda e: e.v[1] IS DISTINCT FROM e.v[2])))
+                THEN to_json(map_from_entries(list_transform(list_filter([{entries}], lambda e: e.changed),
+                                                             lambda e: {{'k': e.k, 'v': e.v}})))
            END AS fields
     FROM ({old}) o FULL JOIN ({new}) n ON o._key = n._key
-    WHERE o._key IS NULL OR n._key IS NULL OR {differs}"""
+    WHERE ({complete}) AND (o._key IS NULL OR n._key IS NULL OR {differs})"""
+
+
+def incomplete_tables(con, from_id: int, to_id: int) -> list[str]:
+    """What changes() leaves out of a comparison: each table whose listing is not complete in both, and why."""
+    rows = con.execute("""
+        SELECT resource_type, snapshot_id, status FROM snapshot_resources
+        WHERE snapshot_id IN (?, ?) AND status <> 'complete' ORDER BY resource_type, snapshot_id""",
+                       [from_id, to_id]).fetchall()
+    notes = []
+    for table in RESOURCE_TABLES:
+        for resource_type, snapshot_id, status in rows:
+            if resource_type in _LISTINGS.get(table, (table,)):
+                notes.append(f"{table} not compared: the {resource_type} listing of snapshot {snapshot_id} is {status}")
+                break
+    return notes
 
 
 def changes_sql() -> str:
@@ -73,12 +119,13 @@ def changes_sql() -> str:
 -- What changed from snapshot from_id to snapshot to_id: one row per added, removed or modified resource.
 CREATE OR REPLACE MACRO changes(from_id, to_id) AS TABLE {body};
 
--- What changed in each cloud and region from its complete snapshot before latest_snapshots' to that one.
+-- What changed in each cloud and region from its complete snapshot (of the same scope) before latest_snapshots'
+-- to that one.
 CREATE OR REPLACE VIEW latest_changes AS
 WITH pairs AS (
     SELECT l.cloud, l.region, l.id AS to_snapshot_id,
            (SELECT s.id FROM snapshots s
-            WHERE s.cloud = l.cloud AND s.region = l.region AND s.status = 'complete'
+            WHERE s.cloud = l.cloud AND s.region = l.region AND s.scope = l.scope AND s.status = 'complete'
               AND (s.started_at, s.id) < (l.started_at, l.id)
             ORDER BY s.started_at DESC, s.id DESC LIMIT 1) AS from_snapshot_id
     FROM latest_snapshots l
@@ -102,7 +149,7 @@ def _pairs(con, request: ChangeRequest) -> tuple[list[tuple[int, int, str, str]]
     its newest complete snapshot (or --to) against the complete one before it; and, by default, a note for
     each cloud/region that has no snapshot before its newest (an error when none has)."""
     def snapshot(snapshot_id: int, option: str) -> tuple:
-        rows = con.execute("SELECT id, cloud, region, started_at, status FROM snapshots WHERE id = ?",
+        rows = con.execute("SELECT id, cloud, region, started_at, status, scope FROM snapshots WHERE id = ?",
                            [snapshot_id]).fetchall()
         if not rows:
             raise QueryError(f"{option}: no snapshot with id {snapshot_id} (see `auditor snapshots`)")
@@ -113,12 +160,12 @@ def _pairs(con, request: ChangeRequest) -> tuple[list[tuple[int, int, str, str]]
     def before(to: tuple) -> int | None:
         rows = con.execute("""
             SELECT id FROM snapshots
-            WHERE cloud = ? AND region = ? AND status = 'complete' AND (started_at, id) < (?, ?)
-            ORDER BY started_at DESC, id DESC LIMIT 1""", [to[1], to[2], to[3], to[0]]).fetchall()
+            WHERE cloud = ? AND region = ? AND scope = ? AND status = 'complete' AND (started_at, id) < (?, ?)
+            ORDER BY started_at DESC, id DESC LIMIT 1""", [to[1], to[2], to[5], to[3], to[0]]).fetchall()
         return rows[0][0] if rows else None
 
     def first(to: tuple) -> str:
-        return f"snapshot {to[0]} ({to[1]}/{to[2]}) has no complete snapshot before it to compare with"
+        return f"snapshot {to[0]} ({to[1]}/{to[2]}) has no complete {to[5]}-scope snapshot before it to compare with"
 
     if request.to_id is not None:
         to = snapshot(request.to_id, "--to")
@@ -131,10 +178,13 @@ def _pairs(con, request: ChangeRequest) -> tuple[list[tuple[int, int, str, str]]
         if (old[1], old[2]) != (to[1], to[2]):
             raise QueryError(f"--from {old[0]} is of {old[1]}/{old[2]} and --to {to[0]} of {to[1]}/{to[2]}: "
                              "changes compares two snapshots of the same cloud and region")
+        if old[5] != to[5]:
+            raise QueryError(f"--from {old[0]} is a {old[5]}-scope snapshot and --to {to[0]} a {to[5]}-scope one: "
+                             "what one scope cannot see would show as added or removed")
         return [(old[0], to[0], to[1], to[2])], []
     if request.from_id is not None:
         raise QueryError("--from needs --to (without both: the newest complete snapshot against the one before)")
-    latest = con.execute("SELECT id, cloud, region, started_at, status FROM latest_snapshots "
+    latest = con.execute("SELECT id, cloud, region, started_at, status, scope FROM latest_snapshots "
                          "WHERE $cloud IS NULL OR cloud = $cloud ORDER BY cloud, region",
                          {"cloud": request.cloud}).fetchall()
     if not latest:
@@ -155,6 +205,7 @@ def list_changes(con, request: ChangeRequest) -> tuple[list[tuple[tuple[int, int
     result = []
     pairs, notes = _pairs(con, request)
     for pair in pairs:
+        notes += [f"{pair[2]}/{pair[3]}: {note}" for note in incomplete_tables(con, pair[0], pair[1])]
         rows = con.execute("""
             SELECT resource_type, resource_id, resource_name, project_id, change, fields
             FROM changes($from, $to) WHERE $type IS NULL OR resource_type = $type

@@ -4,7 +4,8 @@ report. One query, so both say the same thing.
 A server's `instance_type` comes from `server_instance_types`: the approved mapping stored with its snapshot's
 newest evaluation. `image_state` says what `image` (the image's name) means: `listed`; `gone` (the images
 listing of that snapshot was whole and the image is not in it); `unknown` (that listing was partial or
-failed: the image may exist); `volume` (the server boots from a volume and has no image).
+failed: the image may exist; or Nova named no image); `volume` (the server boots from a volume and has no
+image).
 `first_seen` is the start of the oldest snapshot of the same cloud and region, up to this one, that
 held the server.
 """
@@ -64,6 +65,7 @@ rows AS (
            s.flavor_name AS flavor, s.flavor_vcpus AS vcpus, s.flavor_ram_mb AS ram_mb, s.flavor_disk_gb AS disk_gb,
            i.name AS image, s.image_id,
            CASE WHEN s.image_id IS NULL AND s.boot_from_volume THEN 'volume'
+                WHEN s.image_id IS NULL THEN 'unknown'  -- Nova said nothing of it (a down cell's record)
                 WHEN i.id IS NOT NULL THEN 'listed'
                 WHEN r.status = 'complete' THEN 'gone'
                 ELSE 'unknown' END AS image_state,
@@ -216,7 +218,8 @@ def count_inventory(database: Path, flt: InventoryFilter, by: str) -> tuple[list
         _check_types_known(con, ids, flt)
         cursor = con.execute(f"""
             SELECT cloud, region, {_BY_LABEL[by]} AS {by}, count(*) AS servers FROM ({_SQL})
-            GROUP BY ALL ORDER BY cloud, region, servers DESC, {by}""", _params(ids, flt))
+            GROUP BY ALL ORDER BY cloud, region, servers DESC, {by}
+            LIMIT {int(flt.limit) if flt.limit else 2**62}""", _params(ids, flt))
         return [d[0] for d in cursor.description], cursor.fetchall()
     finally:
         con.close()

@@ -607,7 +607,8 @@ CREATE TABLE IF NOT EXISTS findings (
     waived BOOLEAN NOT NULL,
     waiver_id VARCHAR,
     first_seen_at TIMESTAMP,
-    is_new BOOLEAN NOT NULL
+    is_new BOOLEAN NOT NULL,
+    evidence JSON                          -- what the rule found, as its metadata's `evidence` keys say
 );
 
 CREATE TABLE IF NOT EXISTS resolved_findings (

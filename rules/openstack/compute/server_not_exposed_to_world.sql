@@ -36,6 +36,11 @@ params:
 references:
   - https://docs.openstack.org/neutron/latest/admin/intro-os-networking.html#security-groups
   - https://docs.openstack.org/neutron/latest/admin/config-ipv6.html
+evidence:
+  openings: >
+    on a failure, each way in: address (the public address reached), port_id (the server's port it reaches),
+    security_group_id (the group whose rule opens it; null when port security is disabled on the port),
+    protocol ('any' for all), port_min, port_max (null for all protocols and ports)
 ---*/
 WITH server_ports AS (
     SELECT id AS port_id, device_id AS server_id, ip_addresses, port_security_enabled
@@ -75,7 +80,9 @@ risky_rules AS (
 ),
 openings AS (
     SELECT ap.server_id, ap.address,
-           'all protocols and ports (port security is disabled on port ' || ap.port_id || ')' AS opened
+           'all protocols and ports (port security is disabled on port ' || ap.port_id || ')' AS opened,
+           ap.port_id, NULL::VARCHAR AS security_group_id, 'any' AS protocol, NULL::INTEGER AS port_min,
+           NULL::INTEGER AS port_max
     FROM address_ports ap
     JOIN server_ports p ON p.port_id = ap.port_id
     WHERE p.port_security_enabled = false
@@ -83,7 +90,8 @@ openings AS (
     SELECT ap.server_id, ap.address,
            CASE WHEN r.protocol = 'any' THEN 'all protocols and ports'
                 ELSE port_text(r.protocol, r.port_min, r.port_max) END
-           || ' (group ' || coalesce(g.name, r.security_group_id) || ')'
+           || ' (group ' || coalesce(g.name, r.security_group_id) || ')',
+           ap.port_id, r.security_group_id, r.protocol, r.port_min, r.port_max
     FROM address_ports ap
     JOIN server_security_groups sg ON sg.server_id = ap.server_id AND sg.port_id = ap.port_id
     JOIN risky_rules r ON r.security_group_id = sg.security_group_id AND r.family = ap.family
@@ -95,16 +103,23 @@ exposure AS (
           FROM openings GROUP BY server_id, address)
     GROUP BY server_id
 ),
+exposure_evidence AS (
+    SELECT server_id,
+           list_sort(list(DISTINCT {'address': address, 'port_id': port_id, 'security_group_id': security_group_id,
+                                    'protocol': protocol, 'port_min': port_min, 'port_max': port_max})) AS openings
+    FROM openings GROUP BY server_id
+),
 addresses AS (
     SELECT server_id, string_agg(DISTINCT address, ', ' ORDER BY address) AS listed,
            bool_or(port_id IS NULL) AS portless
     FROM address_ports GROUP BY server_id
 ),
 judged AS (
-    SELECT s.id, s.name, s.project_id, s.status, e.exposed, a.listed, a.portless,
+    SELECT s.id, s.name, s.project_id, s.status, e.exposed, x.openings, a.listed, a.portless,
            (s.status = 'ACTIVE' OR s.power_state = 1) AS running
     FROM servers s
     LEFT JOIN exposure e ON e.server_id = s.id
+    LEFT JOIN exposure_evidence x ON x.server_id = s.id
     LEFT JOIN addresses a ON a.server_id = s.id
 )
 SELECT id AS resource_id,
@@ -132,5 +147,6 @@ SELECT id AS resource_id,
                  || CASE WHEN exposed IS NOT NULL THEN '; once started it would be reachable from the internet '
                                                        || exposed
                          ELSE '' END || '.'
-       END AS reason
+       END AS reason,
+       CASE WHEN running AND exposed IS NOT NULL THEN {'openings': openings} END AS evidence
 FROM judged

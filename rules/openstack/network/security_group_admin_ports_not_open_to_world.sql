@@ -17,12 +17,20 @@ params:
   admin_ports: [22, 3389, 5985, 5986]
 references:
   - https://docs.openstack.org/neutron/latest/admin/intro-os-networking.html#security-groups
+evidence:
+  openings: >
+    on a failure, each offending ingress rule: rule_id, protocol, port_min, port_max (the whole range it
+    opens), source (the CIDR, or the CIDR and the address group holding it), address_group_id (that group's id, or null)
 ---*/
 WITH hits AS (
     SELECT security_group_id,
-           string_agg(DISTINCT opened, ', ' ORDER BY opened) AS opened
+           string_agg(DISTINCT opened, ', ' ORDER BY opened) AS opened,
+           list(DISTINCT {'rule_id': rule_id, 'protocol': protocol, 'port_min': port_min, 'port_max': port_max,
+                          'source': source,
+                          'address_group_id': address_group_id}) AS openings
     FROM (
-        SELECT security_group_id, port_text(protocol, port_min, port_max) || ' from ' || source AS opened
+        SELECT security_group_id, rule_id, protocol, port_min, port_max, source, address_group_id,
+               port_text(protocol, port_min, port_max) || ' from ' || source AS opened
         FROM world_ingress_rules
         WHERE port_min IS NOT NULL
           AND len(list_filter($admin_ports, lambda p: p BETWEEN port_min AND port_max)) > 0
@@ -35,6 +43,7 @@ SELECT g.id AS resource_id,
        CASE WHEN h.opened IS NULL THEN 'pass' ELSE 'fail' END AS status,
        'Security group ' || coalesce(g.name, '') || ' (' || g.id || ') ' ||
        CASE WHEN h.opened IS NULL THEN 'opens no administrative port to the internet.'
-            ELSE 'opens administrative ports to the internet: ' || h.opened || '.' END AS reason
+            ELSE 'opens administrative ports to the internet: ' || h.opened || '.' END AS reason,
+       CASE WHEN h.opened IS NOT NULL THEN {'openings': list_sort(h.openings)} END AS evidence
 FROM security_groups g
 LEFT JOIN hits h ON h.security_group_id = g.id

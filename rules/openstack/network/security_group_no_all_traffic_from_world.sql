@@ -22,11 +22,19 @@ remediation: >
 references:
   - https://docs.openstack.org/neutron/latest/admin/intro-os-networking.html#security-groups
   - https://docs.openstack.org/python-openstackclient/latest/cli/command-objects/security-group-rule.html
+evidence:
+  openings: >
+    on a failure, each offending ingress rule: rule_id, protocol ('any' for every protocol), port_min,
+    port_max (1 and 65535 when it opens every port; null for a protocol without ports), source (the CIDR,
+    or the CIDR and the address group holding it)
 ---*/
 WITH hits AS (
     SELECT security_group_id,
            string_agg(DISTINCT port_text(protocol, port_min, port_max) || ' from ' || source, ', '
-                      ORDER BY port_text(protocol, port_min, port_max) || ' from ' || source) AS opened
+                      ORDER BY port_text(protocol, port_min, port_max) || ' from ' || source) AS opened,
+           list_sort(list(DISTINCT {'rule_id': rule_id, 'protocol': protocol, 'port_min': port_min,
+                                    'port_max': port_max, 'source': source,
+                                    'address_group_id': address_group_id})) AS openings
     FROM world_ingress_rules
     -- port_min/port_max are filled to 1..65535 for 'any' and port protocols without a range, NULL otherwise
     WHERE protocol = 'any' OR (port_min <= 1 AND port_max >= 65535)
@@ -38,6 +46,7 @@ SELECT g.id AS resource_id,
        CASE WHEN h.opened IS NULL THEN 'pass' ELSE 'fail' END AS status,
        'Security group ' || coalesce(g.name, '') || ' (' || g.id || ') ' ||
        CASE WHEN h.opened IS NULL THEN 'admits no all-traffic or all-ports rule from the internet.'
-            ELSE 'admits all traffic from the internet: ' || h.opened || '.' END AS reason
+            ELSE 'admits all traffic from the internet: ' || h.opened || '.' END AS reason,
+       CASE WHEN h.opened IS NOT NULL THEN {'openings': h.openings} END AS evidence
 FROM security_groups g
 LEFT JOIN hits h ON h.security_group_id = g.id
