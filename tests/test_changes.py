@@ -30,9 +30,18 @@ def _changed(fixture: dict) -> tuple[dict, dict]:
     servers.append(added)
     facts["added"] = added["id"]
     # the same resources listed in another order are not changes
-    quiet = servers[4]
-    quiet["metadata"] = dict(reversed(list((quiet.get("metadata") or {}).items())))
-    quiet["addresses"] = {net: list(reversed(entries)) for net, entries in reversed(list(quiet["addresses"].items()))}
+    by_name = {s["name"]: s for s in servers}
+    quiet = by_name["etl-worker-01"]  # three metadata keys
+    assert len(quiet["metadata"]) > 1
+    quiet["metadata"] = dict(reversed(list(quiet["metadata"].items())))
+    routed = by_name["nfv-router-01"]  # two networks
+    assert len(routed["addresses"]) > 1
+    routed["addresses"] = {net: list(reversed(entries)) for net, entries in reversed(list(routed["addresses"].items()))}
+    facts["routed"] = routed["id"]
+    # a tenant's metadata key that reads like a JSON path is a key like any other
+    tagged = by_name["analytics-db-1"]
+    tagged["metadata"] = {**tagged["metadata"], "$role": "primary", "/x": "1"}
+    facts["tagged"] = tagged["id"]
     for port in later["ports"]:
         port["security_groups"] = list(reversed(port.get("security_groups") or []))
         port["fixed_ips"] = list(reversed(port.get("fixed_ips") or []))
@@ -87,7 +96,10 @@ def test_added_removed_and_modified_resources_with_old_and_new_values(two_snapsh
     assert servers[renamed_id]["fields"] == {"name": [old_name, "renamed-01"]}
     assert servers[renamed_id]["resource_name"] == "renamed-01"
     assert servers[facts["stopped"]]["fields"] == {"status": ["ACTIVE", "SHUTOFF"]}
-    assert len(servers) == 4 and facts["quiet"] not in servers
+    assert facts["quiet"] not in servers and facts["routed"] not in servers
+    old_metadata, new_metadata = servers[facts["tagged"]]["fields"]["metadata"]
+    assert new_metadata == {**old_metadata, "$role": "primary", "/x": "1"}
+    assert len(servers) == 5
     assert not [r for r in records if r["resource_type"] in ("ports", "server_groups")]
     rules = {r["resource_id"]: r for r in records if r["resource_type"] == "security_group_rules"}
     assert rules[facts["rule"]]["change"] == "added"
@@ -119,7 +131,7 @@ def test_the_documented_queries_answer(two_snapshots):
     database = two_snapshots["database"]
     examples = _documented_queries()
     week = {(r[2], r[3]): r[4] for r in query(database, examples["what changed this week"])}
-    assert week[("servers", "added")] == 1 and week[("servers", "modified")] == 2
+    assert week[("servers", "added")] == 1 and week[("servers", "modified")] == 3
     opened = query(database, examples["ingress rules opened since the previous snapshot"])
     assert [(r[2], r[3], r[5]) for r in opened] == [("tcp", 22, "0.0.0.0/0")]
 
@@ -127,9 +139,9 @@ def test_the_documented_queries_answer(two_snapshots):
 def test_type_filter_formats_and_bad_options(two_snapshots):
     config, (first, second) = two_snapshots["config"], two_snapshots["ids"]
     servers = _json(config, "--type", "servers", "--from", str(first), "--to", str(second))
-    assert {r["resource_type"] for r in servers} == {"servers"} and len(servers) == 4
+    assert {r["resource_type"] for r in servers} == {"servers"} and len(servers) == 5
     table = run_cli("--config", str(config), "changes").stdout
-    assert f"snapshot {first} -> {second}" in table and "servers: 1 added, 1 removed, 2 modified" in table
+    assert f"snapshot {first} -> {second}" in table and "servers: 1 added, 1 removed, 3 modified" in table
     assert "status: ACTIVE -> SHUTOFF" in table
     rows = list(csv.DictReader(io.StringIO(run_cli("--config", str(config), "changes", "--format", "csv").stdout)))
     assert tuple(rows[0])[:6] == COLUMNS and len(rows) == len(_json(config))

@@ -512,3 +512,27 @@ def test_each_server_gets_the_instance_type_its_evaluation_mapped_and_keeps_it_a
     assert query(database, "SELECT DISTINCT instance_type FROM server_instance_types "
                            "WHERE snapshot_id = 1 AND flavor_name = 'legacy.custom-7'") == [(None,)]
     assert query(database, "SELECT DISTINCT snapshot_id, evaluation_id FROM latest_server_instance_types") == [(2, 2)]
+
+
+def test_an_evaluation_written_before_findings_had_evidence_is_still_a_diff_base(clouds_yaml, tmp_path):
+    """A lake from before the evidence column: the next evaluation reads its diff base's file with the
+    table's schema, and the catalog reads the old findings with evidence NULL."""
+    import duckdb
+
+    from auditor.store.database import lake_path
+
+    config = write_config(tmp_path / "auditor.toml")
+    assert run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo").returncode == 0
+    database = tmp_path / "audit.duckdb"
+    part = lake_path(database) / "findings" / "evaluation_id=1" / "part-0.parquet"
+    older = part.with_name("older.parquet")
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * EXCLUDE (evidence) FROM read_parquet('{part}')) TO '{older}' (FORMAT parquet)")
+    con.close()
+    older.replace(part)
+    done = run_cli("--config", str(config), "run", "--no-report", "--cloud", "demo")
+    assert done.returncode == 0, done.stderr
+    assert query(database, "SELECT evaluation_id, count(evidence) > 0 FROM findings GROUP BY ALL ORDER BY ALL") \
+        == [(1, False), (2, True)]
+    # nothing is new: the old evaluation was read as the diff base
+    assert query(database, "SELECT count(*) FROM findings WHERE evaluation_id = 2 AND is_new") == [(0,)]

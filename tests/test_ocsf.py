@@ -73,7 +73,10 @@ def _events(path) -> list[dict]:
 def test_every_finding_is_a_valid_ocsf_event_carrying_its_rule_resource_and_controls(two_runs):
     database, report = two_runs["database"], two_runs["reports"][-1]
     events = _events(report / "findings.ocsf.jsonl")
-    assert len(events) == query(database, "SELECT count(*) FROM findings WHERE evaluation_id = 2")[0][0]
+    # what needs attention (no pass: those are in findings.jsonl), and what was resolved (none here)
+    assert len(events) == query(database, "SELECT count(*) FROM findings WHERE evaluation_id = 2 AND status <> 'pass'"
+                                )[0][0] > 0
+    assert query(database, "SELECT count(*) FROM resolved_findings WHERE evaluation_id = 2") == [(0,)]
     for event in events:
         validate(event)
     frameworks = {rule: json.loads(mapped) if mapped else {} for rule, mapped in query(
@@ -99,9 +102,6 @@ def test_every_finding_is_a_valid_ocsf_event_carrying_its_rule_resource_and_cont
     for event in events:
         if event["status_code"] == "FAIL" and not event["unmapped"]["waived"]:
             assert (event["status_id"], event["status"]) == (1, "New")
-        elif event["status_code"] == "PASS":
-            assert (event["status_id"], event["status"]) == (99, "Passed")
-            assert event.get("compliance") is None or event["compliance"]["status_id"] == 1
     assert len({e["finding_info"]["uid"] for e in events}) == len(events)
     assert {e["unmapped"]["waiver_id"] for e in waived} <= {"storefront-bastion-ssh", "labs-scratch-servers"}
 
@@ -136,8 +136,16 @@ def test_the_command_filters_like_findings_and_every_line_is_valid(two_runs):
         validate(event)
         assert event["severity"] in ("Critical", "High") and event["status_code"] == "FAIL"
     assert len(run_cli("--config", str(config), "findings", "--format", "ocsf", "--limit", "3").stdout.splitlines()) == 3
-    refused = run_cli("--config", str(config), "findings", "--format", "ocsf", "--resolved")
-    assert refused.returncode == 2 and "not with --framework or --resolved" in refused.stderr
+    everything = run_cli("--config", str(config), "findings", "--format", "ocsf", "--status", "all").stdout
+    passes = [json.loads(line) for line in everything.splitlines() if '"status_code":"PASS"' in line]
+    assert len(passes) == query(two_runs["database"], "SELECT count(*) FROM findings WHERE evaluation_id = 2 "
+                                                     "AND status = 'pass'")[0][0] > 0
+    for event in passes:  # a pass is no open finding
+        validate(event)
+        assert (event["status_id"], event["status"]) == (99, "Passed")
+        assert event.get("compliance") is None or event["compliance"]["status_id"] == 1
+    refused = run_cli("--config", str(config), "findings", "--format", "ocsf", "--framework", "cis_controls_v8")
+    assert refused.returncode == 2 and "not with --framework" in refused.stderr
 
 
 def test_findings_jsonl_and_csv_carry_cloud_region_rule_and_remediation(two_runs):
@@ -154,6 +162,17 @@ def test_findings_jsonl_and_csv_carry_cloud_region_rule_and_remediation(two_runs
     assert tuple(rows[0]) == FINDING_COLUMNS and len(rows) == len(lines)
     assert {(r["rule_id"], r["resource_id"], r["status"]) for r in rows} == {
         (line["rule_id"], line["resource_id"], line["status"]) for line in lines}
+    # the evidence of a rule that gives it, the same in every export
+    exposed = {line["resource_name"]: line for line in lines
+               if line["rule_id"] == "server_not_exposed_to_world" and line["status"] == "fail"}
+    assert {o["address"] for o in exposed["bastion-01"]["evidence"]["openings"]} == {"203.0.113.25"}
+    assert all(line["evidence"] is None for line in lines if line["status"] == "pass")
+    in_csv = {r["resource_name"]: r["evidence"] for r in rows if r["rule_id"] == "server_not_exposed_to_world"}
+    assert json.loads(in_csv["bastion-01"]) == exposed["bastion-01"]["evidence"]
+    events = {e["resources"][0]["name"]: e for e in _events(report / "findings.ocsf.jsonl")
+              if e["metadata"]["event_code"] == "server_not_exposed_to_world"}
+    assert events["bastion-01"]["evidences"] == [
+        {"name": "server_not_exposed_to_world", "data": exposed["bastion-01"]["evidence"], "verdict_id": 0}]
 
 
 def test_rule_level_rows_name_no_resource_and_keep_a_uid_each(demo_fixture, tmp_path, monkeypatch):
@@ -182,3 +201,40 @@ def test_rule_level_rows_name_no_resource_and_keep_a_uid_each(demo_fixture, tmp_
     for rule, seen in per_rule.items():
         assert {project for project, _ in seen} == set(projects), rule
         assert len({uid for _, uid in seen}) == len(projects), rule
+
+
+def test_what_was_resolved_is_closed(demo_fixture, tmp_path, monkeypatch):
+    """The bastion is deleted between two snapshots: the report's OCSF file closes each of its findings."""
+    import copy
+
+    from conftest import snapshot_of
+
+    snapshot_of(demo_fixture, tmp_path, monkeypatch)
+    config = write_config(tmp_path / "auditor.toml", '[report]\nout_dir = "out"\nformats = ["json"]\n')
+    assert run_cli("--config", str(config), "evaluate").returncode == 0
+    later = copy.deepcopy(demo_fixture)
+    gone = next(s for s in later["servers"] if s["name"] == "bastion-01")
+    later["servers"].remove(gone)
+    snapshot_of(later, tmp_path, monkeypatch)
+    assert run_cli("--config", str(config), "evaluate").returncode == 0
+    done = run_cli("--config", str(config), "report", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    [report] = sorted((tmp_path / "out" / "demo" / "RegionOne").iterdir())[-1:]
+    events = _events(report / "findings.ocsf.jsonl")
+    closed = [e for e in events if e["activity_id"] == 3]
+    resolved = query(tmp_path / "audit.duckdb", "SELECT rule_id, resource_id, resolution FROM resolved_findings "
+                                               "WHERE evaluation_id = 2")
+    assert {(e["metadata"]["event_code"], e["resources"][0]["uid"], e["unmapped"]["resolution"]) for e in closed} \
+        == set(resolved)
+    assert gone["id"] in {e["resources"][0]["uid"] for e in closed}
+    for event in closed:
+        validate(event)
+        assert (event["status_id"], event["status"], event["status_code"]) == (4, "Resolved", "RESOLVED")
+        assert event["type_uid"] == event["class_uid"] * 100 + 3
+    listed = run_cli("--config", str(config), "findings", "--format", "ocsf", "--resolved").stdout
+    assert [json.loads(line)["metadata"]["uid"] for line in listed.splitlines()] == [
+        e["metadata"]["uid"] for e in closed]  # the same events, in the same order
+    # the Close event names the finding the first snapshot opened: a SIEM closes that one
+    opened = run_cli("--config", str(config), "findings", "--format", "ocsf", "--snapshot", "1").stdout
+    opened_uids = {json.loads(line)["finding_info"]["uid"] for line in opened.splitlines()}
+    assert {e["finding_info"]["uid"] for e in closed} <= opened_uids

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 from conftest import REPO, run_cli
 
 from auditor.config import RulesSettings
@@ -188,6 +189,27 @@ def test_evidence_is_an_object_of_the_declared_keys_or_the_rule_errors(tmp_path)
     assert "PASS always_passes: declared" in result.stdout
     assert result.returncode != 0 and "1 rows whose evidence is not an object of the keys the rule declares (port)" \
         in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("MAP {'port': 22}", {"port": 22}),
+    ("""'{"port": 22}'::JSON""", {"port": 22}),
+    ("{'port': NULL}", None),  # nothing left: no evidence
+    ("NULL", None),
+    ("{'port': [1, NULL]}", {"port": [1, None]}),  # inside a list a null stays
+])
+def test_evidence_may_be_a_struct_map_or_json_and_an_empty_one_is_none(tmp_path, expression, expected):
+    rule = _GOOD.replace("remediation: m", "remediation: m\nevidence: {port: the port}").replace(
+        "'ok' as reason", f"'ok' as reason, {expression} as evidence")
+    _write_rule(tmp_path / "mine" / "compute" / "always_passes.sql", rule)
+    (tmp_path / "mine" / "compute" / "always_passes.test.yaml").write_text(yaml.safe_dump({"cases": [
+        {"name": "right", "inventory": {"servers": [{"id": "s1", "name": "a"}]},
+         "expect": {"s1": {"status": "pass", "evidence": expected}}},
+        {"name": "wrong", "inventory": {"servers": [{"id": "s1", "name": "a"}]},
+         "expect": {"s1": {"status": "pass", "evidence": {"port": 23}}}}]}), encoding="utf-8")
+    result = run_cli("rules", "test", str(tmp_path / "mine"), cwd=tmp_path)
+    assert "PASS always_passes: right" in result.stdout, result.stdout
+    assert "FAIL always_passes: wrong" in result.stdout and "expected {'port': 23}" in result.stdout
 
 
 def test_rules_test_reports_a_failing_case(tmp_path):

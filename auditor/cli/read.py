@@ -99,11 +99,11 @@ def findings(obj: Context, snapshot_spec, evaluation, cloud_name, severities, st
                         new_only=new_only, limit=limit)
     database = obj.config.database
     if fmt == "ocsf":
-        if framework or resolved:
-            raise click.BadParameter("ocsf lists findings: not with --framework or --resolved", param_hint="--format")
+        if framework:
+            raise click.BadParameter("ocsf lists findings: not with --framework", param_hint="--format")
         from auditor.report.ocsf import standards, write_filtered
 
-        write_filtered(database, flt, standards(load_rules(obj.config).catalog), sys.stdout.buffer)
+        write_filtered(database, flt, standards(load_rules(obj.config).catalog), sys.stdout.buffer, resolved)
         sys.stdout.buffer.flush()
         return
     if framework:

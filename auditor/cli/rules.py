@@ -59,6 +59,10 @@ def rules_show(obj: Context, rule_id):
         click.echo("\nframeworks:")
         for framework_id, control_ids in controls.items():
             click.echo(f"  {framework_id}: {', '.join(control_ids)}")
+    if rule.evidence:
+        click.echo("\nevidence:")
+        for key, meaning in rule.evidence.items():
+            click.echo(f"  {key}: {meaning}")
     for url in rule.references:
         click.echo(f"reference: {url}")
     click.echo("\nquery:")

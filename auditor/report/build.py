@@ -86,12 +86,8 @@ def _write_report(database: Path, snapshot_id: int, catalog: Catalog, settings: 
         if "inventory_csv" in written:
             write_inventory_csv(database, snapshot_id, staging / FILES["inventory_csv"])
         if "findings_json" in written:
-            con = open_reader(database)
-            try:
-                write_findings_jsonl(con, evaluation["id"], staging / FILES["findings_json"])
-                write_findings_ocsf(con, evaluation["id"], standards(catalog), staging / FILES["findings_ocsf"])
-            finally:
-                con.close()
+            write_findings_jsonl(database, evaluation["id"], staging / FILES["findings_json"])
+            write_findings_ocsf(database, evaluation["id"], standards(catalog), staging / FILES["findings_ocsf"])
         links = dict(written)
         if "html" in written:
             (staging / FILES["html"]).write_text(render_report(html_context, "html", links), encoding="utf-8")

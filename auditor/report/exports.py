@@ -13,8 +13,7 @@ from pathlib import Path
 
 from auditor.sqltext import sql_literal
 from auditor.output import FORMULA_RE2
-from auditor.report.ocsf import write_ocsf
-from auditor.rules.catalog import SEVERITY_ORDER_SQL
+from auditor.report.ocsf import REPORT_STATUSES, write_ocsf
 from auditor.store.database import open_for_export
 from auditor.store.inventory import COLUMNS as INVENTORY_COLUMNS
 from auditor.store.inventory import export_query
@@ -22,7 +21,7 @@ from auditor.store.inventory import export_query
 FINDING_COLUMNS = ("cloud", "region", "severity", "status", "rule_id", "rule_title", "resource_type", "resource_id",
                    "resource_name", "project_id", "project_name", "reason", "remediation", "waived", "waiver_id",
                    "first_seen_at", "is_new", "snapshot_id", "evaluation_id", "evidence")
-_FINDINGS_SQL = f"""
+_FINDINGS_SQL = """
     SELECT e.cloud, e.region, f.severity, f.status, f.rule_id, r.title AS rule_title, f.resource_type,
            f.resource_id, f.resource_name, f.project_id, p.name AS project_name, f.reason, r.remediation, f.waived,
            f.waiver_id, f.first_seen_at, f.is_new, f.snapshot_id, f.evaluation_id, f.evidence
@@ -30,10 +29,9 @@ _FINDINGS_SQL = f"""
     JOIN evaluations e ON e.id = f.evaluation_id
     LEFT JOIN evaluation_rules r ON r.evaluation_id = f.evaluation_id AND r.rule_id = f.rule_id
     LEFT JOIN projects p ON p.snapshot_id = f.snapshot_id AND p.id = f.project_id
-    WHERE f.evaluation_id = ?
-    ORDER BY {SEVERITY_ORDER_SQL},
-             list_position(['fail', 'error', 'skip', 'info', 'pass'], f.status), f.rule_id, project_name,
-             f.resource_name, f.resource_id"""
+    WHERE f.evaluation_id = ?"""
+# No ORDER BY: sorting a million wide rows (the findings of 50,000 servers) cost three times the time and
+# ten times the memory (2.2 GB) of streaming them; rows come grouped by resource, as the evaluation stored them.
 
 _BATCH = 10_000
 # spreadsheet_safe, in SQL: text cells that a spreadsheet would run as a formula get a leading quote
@@ -46,7 +44,7 @@ def _write_csv(database: Path, sql: str, params: list | dict, columns: tuple[str
     """One of our fixed queries to CSV with DuckDB's COPY (Python's csv module took 2 s for 176,000 rows).
     COPY needs file access, which readers of the catalog do not get: this connection runs only
     the queries of this module, never user SQL."""
-    con = open_for_export(database)
+    con = _streaming(database)
     try:
         guarded = ", ".join(f"{_GUARD.format(c=c)} AS {c}" for c in columns)
         con.execute(f"COPY (SELECT {guarded} FROM ({sql}) AS q) TO {sql_literal(str(target))} "
@@ -65,19 +63,35 @@ def write_inventory_csv(database: Path, snapshot_id: int, target: Path) -> None:
     _write_csv(database, sql, params, INVENTORY_COLUMNS, target)
 
 
-def write_findings_jsonl(con, evaluation_id: int, target: Path) -> int:
+def _streaming(database: Path):
+    """A connection for our own export statements, whose rows stream in whatever order they come."""
+    con = open_for_export(database)
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def write_findings_jsonl(database: Path, evaluation_id: int, target: Path) -> int:
     """One JSON object per finding and line (FINDING_COLUMNS), each built by DuckDB and written a batch at
     a time, so memory does not grow with the findings."""
     fields = ", ".join(f"{sql_literal(c)}: {c}" for c in FINDING_COLUMNS)
-    cursor = con.execute(f"SELECT to_json({{{fields}}}) FROM ({_FINDINGS_SQL}) AS q", [int(evaluation_id)])
-    count = 0
-    with open(target, "wb") as handle:
-        while rows := cursor.fetchmany(_BATCH):
-            handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
-            count += len(rows)
-    return count
+    con = _streaming(database)
+    try:
+        cursor = con.execute(f"SELECT to_json({{{fields}}}) FROM ({_FINDINGS_SQL}) AS q", [int(evaluation_id)])
+        count = 0
+        with open(target, "wb") as handle:
+            while rows := cursor.fetchmany(_BATCH):
+                handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
+                count += len(rows)
+        return count
+    finally:
+        con.close()
 
 
-def write_findings_ocsf(con, evaluation_id: int, frameworks: dict[str, str], target: Path) -> int:
-    with open(target, "wb") as handle:
-        return write_ocsf(con, [int(evaluation_id)], handle, frameworks)
+def write_findings_ocsf(database: Path, evaluation_id: int, frameworks: dict[str, str], target: Path) -> int:
+    con = _streaming(database)
+    try:
+        with open(target, "wb") as handle:
+            return write_ocsf(con, [int(evaluation_id)], handle, frameworks, statuses=REPORT_STATUSES,
+                              resolved=True, ordered=False)
+    finally:
+        con.close()

@@ -264,6 +264,8 @@ def _peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024  # kB
     except (OSError, ValueError, IndexError):
         pass
+    import resource  # only where /proc is not there to read
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

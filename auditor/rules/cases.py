@@ -139,7 +139,8 @@ def run_case(rule: Rule, case: dict) -> CaseResult:
                 "SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary").fetchall():
             con.execute(f'DROP {kind} IF EXISTS temp."{name}"')
     got = {(rid if rid is not None else RULE_LEVEL): (status, reason) for rid, status, reason, _ in rows}
-    evidence = {rid: json.loads(found) if found is not None else None for rid, _, _, found in rows}
+    evidence = {(rid if rid is not None else RULE_LEVEL): json.loads(found) if found is not None else None
+                for rid, _, _, found in rows}
     problems = []
     if run.outcome == "error":
         problems.append(f"the rule errored: {run.message}")
@@ -154,8 +155,10 @@ def run_case(rule: Rule, case: dict) -> CaseResult:
             problems.append(f"{resource_id}: expected {want}, got {status} ({reason})")
         elif want_reason and want_reason not in (reason or ""):
             problems.append(f"{resource_id}: reason {reason!r} does not contain {want_reason!r}")
-        elif isinstance(expected, dict) and "evidence" in expected and evidence[str(resource_id)] != expected["evidence"]:
-            problems.append(f"{resource_id}: evidence {evidence[str(resource_id)]!r}, expected {expected['evidence']!r}")
+        elif isinstance(expected, dict) and "evidence" in expected \
+                and evidence.get(str(resource_id)) != expected["evidence"]:
+            problems.append(f"{resource_id}: evidence {evidence.get(str(resource_id))!r}, "
+                            f"expected {expected['evidence']!r}")
     for resource_id, (status, reason) in got.items():
         if resource_id not in {str(k) for k in case["expect"]}:
             problems.append(f"{resource_id}: not expected, but the rule returned {status} ({reason})")

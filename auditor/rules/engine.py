@@ -26,8 +26,9 @@ from auditor.rules.environment import REMOTE_ADDRESS_GROUPS, inputs_of
 RESULT_COLUMNS = "rule_id VARCHAR, resource_id VARCHAR, resource_name VARCHAR, project_id VARCHAR, " \
                  "status VARCHAR, reason VARCHAR, evidence JSON"
 # A struct built in several CASE branches carries every branch's keys, NULL in the others: merged into {} as a
-# JSON merge patch (RFC 7386), keys whose value is null are dropped, in nested objects too (not inside lists).
-_EVIDENCE = "json_merge_patch('{}', to_json(evidence))"
+# JSON merge patch (RFC 7386), keys whose value is null are dropped, in nested objects too (not inside lists);
+# what is left empty, or a JSON null, is no evidence (NULL).
+_EVIDENCE = "nullif(nullif(json_merge_patch('{}', to_json(evidence)), 'null'::JSON), '{}'::JSON)"
 _LINE = re.compile(r"LINE (\d+):")
 _PARAM = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 _INPUTS: dict[str, frozenset[str]] = {}
@@ -290,12 +291,13 @@ def _mark_incomplete(con, run: RuleRun, inputs: InputState, table: str) -> None:
     prefix = f"Not judged, {run.message}. With the data collected: "
     affected = [inputs.error_projects.get(t) for t in missing]
     if any(p is None for p in affected):  # a cloud-wide failure: nothing this rule says can be trusted
-        con.execute(f"UPDATE {table} SET status = 'skip', reason = ? || reason", [prefix])
+        con.execute(f"UPDATE {table} SET status = 'skip', reason = ? || reason, evidence = NULL", [prefix])
         con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, NULL, 'skip', ?, NULL)",
                     [run.rule.id, f"Rule {run.rule.id} could not judge every resource: {run.message}."])
         return
     projects = sorted(set().union(*affected))
-    con.execute(f"UPDATE {table} SET status = 'skip', reason = ? || reason WHERE list_contains(?, project_id)",
+    con.execute(f"UPDATE {table} SET status = 'skip', reason = ? || reason, evidence = NULL "
+                "WHERE list_contains(?, project_id)",
                 [prefix, projects])
     for project_id in projects:
         con.execute(f"INSERT INTO {table} VALUES (?, NULL, NULL, ?, 'skip', ?, NULL)",

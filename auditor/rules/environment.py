@@ -76,10 +76,10 @@ def prepare(con, snapshot_id: int, instance_types: list[InstanceType], lake: Pat
 
 
 def own_partition(lake: Path, table: str, item_id: int) -> str:
-    """A SELECT of `table`'s rows of one snapshot or evaluation, from its own file in the lake (its schema
-    file when the table has no rows there)."""
+    """A SELECT of `table`'s rows of one snapshot or evaluation, from its own file in the lake, read with the
+    table's schema file: a file written before a column was added reads it as NULL."""
     path = partition_file(lake, table, item_id)
-    return relation_sql(table, [str(path if path.is_file() else schema_file(lake, table))])
+    return relation_sql(table, [str(schema_file(lake, table))] + ([str(path)] if path.is_file() else []))
 
 
 def inputs_of(table_names: set[str]) -> set[str]:

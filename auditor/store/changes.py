@@ -47,11 +47,13 @@ def _identity(table: str) -> tuple[str, str, str]:
 # Lists and JSON values are compared regardless of the order the API listed their items or keys in (the
 # same cloud lists a server's addresses or a port's groups in any order); a DNS server list is ordered.
 _ORDERED = frozenset({("subnets", "dns_nameservers")})
+# (keys read as map entries, never as paths: a tenant's metadata key may start with $ or /)
 _CANONICAL_JSON = (
     "CASE json_type({c}) "
-    "WHEN 'OBJECT' THEN list_sort(list_transform(json_keys({c}), lambda k: k || '=' || "
-    "CASE json_type({c} -> k) WHEN 'ARRAY' THEN array_to_string(list_sort(CAST({c} -> k AS JSON[])::VARCHAR[]), ',') "
-    "ELSE CAST({c} -> k AS VARCHAR) END)) "
+    "WHEN 'OBJECT' THEN list_sort(list_transform(map_entries(CAST({c} AS MAP(VARCHAR, JSON))), lambda e: "
+    "to_json(e.key) || ':' || CASE json_type(e.value) "
+    "WHEN 'ARRAY' THEN array_to_string(list_sort(CAST(e.value AS JSON[])::VARCHAR[]), ',') "
+    "ELSE CAST(e.value AS VARCHAR) END)) "
     "WHEN 'ARRAY' THEN list_sort(CAST({c} AS JSON[])::VARCHAR[]) "
     "ELSE [CAST({c} AS VARCHAR)] END")
 # The listings a table's rows come from: a table is compared only when they are complete in both snapshots.
@@ -100,9 +102,13 @@ def _table_sql(table: str) -> str:
 def incomplete_tables(con, from_id: int, to_id: int) -> list[str]:
     """What changes() leaves out of a comparison: each table whose listing is not complete in both, and why."""
     rows = con.execute("""
-        SELECT resource_type, snapshot_id, status FROM snapshot_resources
-        WHERE snapshot_id IN (?, ?) AND status <> 'complete' ORDER BY resource_type, snapshot_id""",
-                       [from_id, to_id]).fetchall()
+        SELECT t.resource_type, i.snapshot_id, coalesce(r.status, 'not collected')
+        FROM (SELECT unnest($types) AS resource_type) t
+        CROSS JOIN (SELECT unnest([$from, $to]) AS snapshot_id) i
+        LEFT JOIN snapshot_resources r ON r.snapshot_id = i.snapshot_id AND r.resource_type = t.resource_type
+        WHERE r.status IS DISTINCT FROM 'complete' ORDER BY ALL""",
+                       {"types": sorted({x for table in RESOURCE_TABLES for x in _LISTINGS.get(table, (table,))}),
+                        "from": from_id, "to": to_id}).fetchall()
     notes = []
     for table in RESOURCE_TABLES:
         for resource_type, snapshot_id, status in rows:

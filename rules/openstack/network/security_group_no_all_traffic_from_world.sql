@@ -26,7 +26,7 @@ evidence:
   openings: >
     on a failure, each offending ingress rule: rule_id, protocol ('any' for every protocol), port_min,
     port_max (1 and 65535 when it opens every port; null for a protocol without ports), source (the CIDR,
-    or the CIDR and the address group holding it)
+    or the CIDR and the address group holding it), address_group_id (that group's id, or null)
 ---*/
 WITH hits AS (
     SELECT security_group_id,
