@@ -28,7 +28,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,7 +36,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rules import machine  # noqa: E402  (bench/rules.py)
-from snapshot import MEASURED_RUN, run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
+from snapshot import bench_folder, MEASURED_RUN, run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
 
 from auditor.sqltext import sql_literal  # noqa: E402
 from auditor.store.database import lake_path, open_reader  # noqa: E402
@@ -134,13 +133,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the database in DIR and reuse it")
     parser.add_argument("--repeat", type=int, default=3, metavar="K")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        folder, cleanup = args.keep, None
-    else:
-        cleanup = tempfile.TemporaryDirectory(prefix="auditor-bench-changes-")
-        folder = Path(cleanup.name)
-    try:
+    with bench_folder(args.keep, "changes") as folder:
         database, first, second = build(args.servers, args.churn, folder)
         con = open_reader(database)
         try:
@@ -149,9 +142,6 @@ def main() -> None:
         finally:
             con.close()
         runs = [measure(database, first, second) for _ in range(args.repeat)]
-    finally:
-        if cleanup:
-            cleanup.cleanup()
     walls = [r["wall"] for r in runs]
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: {machine()}")
     print(f"# snapshots {first} and {second}: {sizes.get('servers', 0):,} servers, "

@@ -24,13 +24,12 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rules import machine  # noqa: E402  (bench/rules.py)
-from snapshot import run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
+from snapshot import bench_folder, run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
 
 from auditor.store.database import lake_path, open_reader  # noqa: E402
 
@@ -95,13 +94,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the database in DIR and reuse it")
     parser.add_argument("--repeat", type=int, default=3, metavar="K")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        folder, cleanup = args.keep, None
-    else:
-        cleanup = tempfile.TemporaryDirectory(prefix="auditor-bench-exports-")
-        folder = Path(cleanup.name)
-    try:
+    with bench_folder(args.keep, "exports") as folder:
         database = build(args.servers, folder)
         con = open_reader(database)
         try:
@@ -114,9 +107,6 @@ def main() -> None:
             con.close()
         results = {kind: [measure(database, kind, snapshot_id if kind == "inventory.csv" else evaluation_id, folder)
                           for _ in range(args.repeat)] for kind in EXPORTS}
-    finally:
-        if cleanup:
-            cleanup.cleanup()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}: {machine()}")
     print(f"# evaluation {evaluation_id}: {findings:,} findings (every status) of {servers:,} servers; "
           f"median of {args.repeat} runs, each export in a process of its own")

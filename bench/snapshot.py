@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -40,6 +41,18 @@ MEASURED_RUN = (
     "sys.argv = ['auditor'] + sys.argv[1:]\n"
     "main()\n"
 )
+
+
+@contextmanager
+def bench_folder(keep: Path | None, name: str):
+    """The folder a benchmark builds its database in: `keep` (created, and reused by later runs), or a
+    temporary `auditor-bench-<name>-*` folder removed at the end."""
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix=f"auditor-bench-{name}-") as folder:
+        yield Path(folder)
 
 
 def start_fake_cloud(servers: int, folder: Path, latency_ms: float = 0) -> tuple[subprocess.Popen, Path, float]:

@@ -148,6 +148,16 @@ def test_the_command_filters_like_findings_and_every_line_is_valid(two_runs):
     assert refused.returncode == 2 and "not with --framework" in refused.stderr
 
 
+def test_the_documented_query_for_findings_first_seen_this_month(two_runs):
+    from test_evaluate import _documented_queries
+
+    database = two_runs["database"]
+    rows = query(database, _documented_queries()["findings first seen this month"])
+    expected = query(database, "SELECT count(*) FROM findings WHERE evaluation_id = 2 AND status = 'fail' "
+                               "AND NOT waived")[0][0]
+    assert len(rows) == expected > 0 and {r[:2] for r in rows} == {("demo", "RegionOne")}
+
+
 def test_findings_jsonl_and_csv_carry_cloud_region_rule_and_remediation(two_runs):
     database, report = two_runs["database"], two_runs["reports"][-1]
     lines = _events(report / "findings.jsonl")
