@@ -83,3 +83,13 @@ def terminal_safe(text: str) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def write_lines(cursor, handle, batch: int = 10_000) -> int:
+    """Write a query's one-column text rows (JSON documents built in SQL) to a binary file, one per line,
+    a batch at a time so memory does not grow with the rows; return how many."""
+    count = 0
+    while rows := cursor.fetchmany(batch):
+        handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
+        count += len(rows)
+    return count

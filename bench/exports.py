@@ -3,9 +3,8 @@
 The target (issue 14): writing every export costs no more than 1 s per 100,000 findings, with a peak RSS
 under 500 MB.
 
-The evaluation: `auditor fake-cloud --generate N --seed 1` in its own process, `auditor snapshot` of it and
-`auditor evaluate` (bench/snapshot.py's functions), into a folder of its own (kept with --keep DIR and
-reused). Every finding of the evaluation is exported, every status.
+The evaluation: bench/rules.py's snapshot of `auditor fake-cloud --generate N --seed 1` (`auditor
+snapshot` of it), then `auditor evaluate`, in a folder of its own (kept with --keep DIR and reused). Every finding of the evaluation is exported, every status.
 
 What is measured, each export in a subprocess of its own (Python start and imports included): its wall
 time and peak RSS (`ru_maxrss`), and the file's size:
@@ -28,10 +27,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rules import machine  # noqa: E402  (bench/rules.py)
-from snapshot import bench_folder, run_snapshot, start_fake_cloud  # noqa: E402  (bench/snapshot.py)
+from rules import build_snapshot, machine  # noqa: E402  (bench/rules.py)
+from snapshot import bench_folder  # noqa: E402  (bench/snapshot.py)
 
-from auditor.store.database import lake_path, open_reader  # noqa: E402
+from auditor.store.database import open_reader  # noqa: E402
 
 TARGET_S_PER_100K, TARGET_RSS_MB = 1.0, 500
 EXPORT = (
@@ -53,24 +52,20 @@ EXPORTS = ("findings.csv", "findings.jsonl", "findings.ocsf.jsonl", "inventory.c
 
 
 def build(servers: int, folder: Path) -> Path:
-    database = folder / f"exports-bench-{servers}.duckdb"
-    if database.is_file() and lake_path(database).is_dir():
-        print(f"# reusing {database}", file=sys.stderr)
-        return database
-    database.unlink(missing_ok=True)
-    proc, clouds, _ = start_fake_cloud(servers, folder)
+    """bench/rules.py's snapshot of the generated cloud (reused when there), evaluated once."""
+    database = build_snapshot(servers, folder)
+    con = open_reader(database)
     try:
-        snap = run_snapshot(clouds, database)
-        print(f"# snapshot of {servers:,} servers: {snap['wall']:.1f} s", file=sys.stderr)
+        evaluated = con.execute("SELECT count(*) FROM evaluations").fetchall()[0][0] > 0
     finally:
-        proc.terminate()
-        proc.wait()
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "auditor", "--database", str(database), "evaluate"],
-                          capture_output=True, text=True, cwd=folder)
-    if done.returncode not in (0, 13):
-        raise SystemExit(f"evaluate failed: {done.stdout}\n{done.stderr}")
-    print(f"# evaluation: {time.monotonic() - started:.1f} s", file=sys.stderr)
+        con.close()
+    if not evaluated:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "auditor", "--database", str(database), "evaluate"],
+                              capture_output=True, text=True, cwd=folder)
+        if done.returncode not in (0, 13):
+            raise SystemExit(f"evaluate failed: {done.stdout}\n{done.stderr}")
+        print(f"# evaluation: {time.monotonic() - started:.1f} s", file=sys.stderr)
     return database
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.sqltext import sql_literal
-from auditor.output import FORMULA_RE2
+from auditor.output import FORMULA_RE2, write_lines
 from auditor.report.ocsf import REPORT_STATUSES, write_ocsf
 from auditor.store.database import open_for_export
 from auditor.store.inventory import COLUMNS as INVENTORY_COLUMNS
@@ -33,7 +33,6 @@ _FINDINGS_SQL = """
 # No ORDER BY: sorting a million wide rows (the findings of 50,000 servers) cost three times the time and
 # ten times the memory (2.2 GB) of streaming them; rows come grouped by resource, as the evaluation stored them.
 
-_BATCH = 10_000
 # spreadsheet_safe, in SQL: text cells that a spreadsheet would run as a formula get a leading quote
 _GUARD = ("CASE WHEN typeof({c}) = 'VARCHAR' AND regexp_matches(CAST({c} AS VARCHAR), "
           + sql_literal(FORMULA_RE2).replace("{", "{{").replace("}", "}}")
@@ -77,12 +76,8 @@ def write_findings_jsonl(database: Path, evaluation_id: int, target: Path) -> in
     con = _streaming(database)
     try:
         cursor = con.execute(f"SELECT to_json({{{fields}}}) FROM ({_FINDINGS_SQL}) AS q", [int(evaluation_id)])
-        count = 0
         with open(target, "wb") as handle:
-            while rows := cursor.fetchmany(_BATCH):
-                handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
-                count += len(rows)
-        return count
+            return write_lines(cursor, handle)
     finally:
         con.close()
 

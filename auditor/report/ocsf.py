@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from auditor import __version__
+from auditor.output import write_lines
 from auditor.rules.catalog import SEVERITY_ORDER_SQL, Catalog
 from auditor.rules.findings import FILTER_SQL, FindingFilter, evaluation_ids, filter_params
 from auditor.store.database import open_reader
@@ -24,7 +25,6 @@ STATUSES = ("fail", "skip", "info", "error", "pass")
 # SIEM closes it); the passes of every run would make it most of the file (auditor findings --format ocsf
 # --status all writes them).
 REPORT_STATUSES = ("fail", "skip", "info", "error")
-_BATCH = 10_000
 
 # $ids: the evaluations; $where_sql is appended by callers that filter (bound parameters only);
 # $framework_ids, $framework_titles: each framework's title, from the rule catalog (an id not in it is shown as itself).
@@ -152,12 +152,7 @@ def write_ocsf(con, evaluation_ids: list[int], handle: IO[bytes], frameworks: di
     bound = {"ids": list(evaluation_ids), "ocsf_version": OCSF_VERSION, "version": __version__,
              "framework_ids": list(frameworks), "framework_titles": list(frameworks.values()), "limit": 2**62,
              "kept_statuses": list(statuses), "resolved": resolved, **(params or {})}
-    cursor = con.execute(sql, bound)
-    count = 0
-    while rows := cursor.fetchmany(_BATCH):
-        handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
-        count += len(rows)
-    return count
+    return write_lines(con.execute(sql, bound), handle)
 
 
 def write_filtered(database: Path, flt: FindingFilter, frameworks: dict[str, str], handle: IO[bytes],
